@@ -575,11 +575,14 @@ EFFDEF const char *eff_safetensors_dtype_str(int dtype);
 #endif /* EFF_TENSOR_H */
 
 /* ===========================================================================
-   IMPLEMENTATION
+   INTERNALS shared by the implementations of every eff header: system includes,
+   argument-check macros, overflow-checked arithmetic and the SIMD mapping layer.
+   All static inline, so they may appear in several translation units. Another
+   header's implementation asks for them by defining EFF__WANT_INTERNALS before
+   including eff_tensor.h.
    =========================================================================== */
-#if (defined(EFF_TENSOR_IMPLEMENTATION) || defined(EFF_IMPLEMENTATION)) && !defined(EFF_TENSOR_IMPLEMENTED)
-#define EFF_TENSOR_IMPLEMENTED
-
+#if (defined(EFF__WANT_INTERNALS) || defined(EFF_TENSOR_IMPLEMENTATION) || defined(EFF_IMPLEMENTATION)) && !defined(EFF__INTERNALS_DEFINED)
+#define EFF__INTERNALS_DEFINED
 #include <errno.h>
 #include <float.h>
 #include <limits.h>
@@ -633,6 +636,185 @@ EFFDEF const char *eff_safetensors_dtype_str(int dtype);
 #define EFF__OMP(x)
 #endif
 
+/* Argument checks used by every public function: they name the function and argument. */
+#define EFF__CHECK(ctx, cond, status, ...) \
+    do { if (!(cond)) return eff_ctx_error((ctx), (status), __VA_ARGS__); } while (0)
+#define EFF__CHECK_PTR(ctx, p) \
+    EFF__CHECK(ctx, (p) != NULL, EFF_ERR_INVALID_ARG, "%s: argument '%s' is NULL", __func__, #p)
+#define EFF__TRY(expr) do { eff_status eff__s_ = (expr); if (eff__s_ != EFF_OK) return eff__s_; } while (0)
+
+/* int64 arithmetic that reports overflow instead of wrapping. */
+EFF__INLINE int eff__mul_ovf(int64_t a, int64_t b, int64_t *r) {
+#if defined(__GNUC__) || defined(__clang__)
+    return __builtin_mul_overflow(a, b, r);
+#else
+    if (a != 0 && b != 0 && (a > INT64_MAX / (b < 0 ? -b : b) || a < -(INT64_MAX / (b < 0 ? -b : b)))) return 1;
+    *r = a * b; return 0;
+#endif
+}
+EFF__INLINE int eff__add_ovf(int64_t a, int64_t b, int64_t *r) {
+#if defined(__GNUC__) || defined(__clang__)
+    return __builtin_add_overflow(a, b, r);
+#else
+    if ((b > 0 && a > INT64_MAX - b) || (b < 0 && a < INT64_MIN - b)) return 1;
+    *r = a + b; return 0;
+#endif
+}
+
+EFF__INLINE uint32_t eff__f2u(float f) { uint32_t u; memcpy(&u, &f, 4); return u; }
+EFF__INLINE float eff__u2f(uint32_t u) { float f; memcpy(&f, &u, 4); return f; }
+
+/* ---------------------------------------------------------------------------
+   SIMD mapping layer: kernels are written once against eff__vf and these
+   operations. Chosen at compile time: AVX-512F, AVX2+FMA, NEON, or scalar.
+   --------------------------------------------------------------------------- */
+#if !defined(EFF_NO_SIMD) && defined(__AVX512F__)
+#include <immintrin.h>
+#define EFF_SIMD_NAME "avx512"
+#define EFF__VL 16
+typedef __m512 eff__vf;
+#define eff__vzero() _mm512_setzero_ps()
+#define eff__vset1(x) _mm512_set1_ps(x)
+#define eff__vload(p) _mm512_loadu_ps(p)
+#define eff__vstore(p, v) _mm512_storeu_ps(p, v)
+#define eff__vadd(a, b) _mm512_add_ps(a, b)
+#define eff__vsub(a, b) _mm512_sub_ps(a, b)
+#define eff__vmul(a, b) _mm512_mul_ps(a, b)
+#define eff__vfma(a, b, c) _mm512_fmadd_ps(a, b, c)
+#define eff__vmax(a, b) _mm512_max_ps(a, b)
+#define eff__vmin(a, b) _mm512_min_ps(a, b)
+#define eff__vhsum(v) _mm512_reduce_add_ps(v)
+#define eff__vhmax(v) _mm512_reduce_max_ps(v)
+#define eff__vround(v) _mm512_roundscale_ps(v, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC)
+/* 2^n for integral-valued float n in [-126, 127] */
+#define eff__vpow2i(n) _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_add_epi32(_mm512_cvtps_epi32(n), _mm512_set1_epi32(127)), 23))
+#define eff__vselect_lt(x, t, a, b) _mm512_mask_blend_ps(_mm512_cmp_ps_mask(x, t, _CMP_LT_OQ), b, a) /* x<t ? a : b */
+#define eff__vload_f16(p) _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(p)))
+#define eff__vload_bf16(p) _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(_mm256_loadu_si256((const __m256i *)(p))), 16))
+#elif !defined(EFF_NO_SIMD) && defined(__AVX2__) && defined(__FMA__)
+#include <immintrin.h>
+#define EFF_SIMD_NAME "avx2"
+#define EFF__VL 8
+typedef __m256 eff__vf;
+#define eff__vzero() _mm256_setzero_ps()
+#define eff__vset1(x) _mm256_set1_ps(x)
+#define eff__vload(p) _mm256_loadu_ps(p)
+#define eff__vstore(p, v) _mm256_storeu_ps(p, v)
+#define eff__vadd(a, b) _mm256_add_ps(a, b)
+#define eff__vsub(a, b) _mm256_sub_ps(a, b)
+#define eff__vmul(a, b) _mm256_mul_ps(a, b)
+#define eff__vfma(a, b, c) _mm256_fmadd_ps(a, b, c)
+#define eff__vmax(a, b) _mm256_max_ps(a, b)
+#define eff__vmin(a, b) _mm256_min_ps(a, b)
+EFF__INLINE float eff__vhsum(__m256 v) {
+    __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+    s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+    s = _mm_add_ss(s, _mm_movehdup_ps(s));
+    return _mm_cvtss_f32(s);
+}
+EFF__INLINE float eff__vhmax(__m256 v) {
+    __m128 s = _mm_max_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+    s = _mm_max_ps(s, _mm_movehl_ps(s, s));
+    s = _mm_max_ss(s, _mm_movehdup_ps(s));
+    return _mm_cvtss_f32(s);
+}
+#define eff__vround(v) _mm256_round_ps(v, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC)
+#define eff__vpow2i(n) _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_add_epi32(_mm256_cvtps_epi32(n), _mm256_set1_epi32(127)), 23))
+#define eff__vselect_lt(x, t, a, b) _mm256_blendv_ps(b, a, _mm256_cmp_ps(x, t, _CMP_LT_OQ))
+#ifdef __F16C__
+#define eff__vload_f16(p) _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(p)))
+#endif
+#define eff__vload_bf16(p) _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_cvtepu16_epi32(_mm_loadu_si128((const __m128i *)(p))), 16))
+#elif !defined(EFF_NO_SIMD) && defined(__ARM_NEON) && defined(__aarch64__)
+#include <arm_neon.h>
+#define EFF_SIMD_NAME "neon"
+#define EFF__VL 4
+typedef float32x4_t eff__vf;
+#define eff__vzero() vdupq_n_f32(0.0f)
+#define eff__vset1(x) vdupq_n_f32(x)
+#define eff__vload(p) vld1q_f32(p)
+#define eff__vstore(p, v) vst1q_f32(p, v)
+#define eff__vadd(a, b) vaddq_f32(a, b)
+#define eff__vsub(a, b) vsubq_f32(a, b)
+#define eff__vmul(a, b) vmulq_f32(a, b)
+#define eff__vfma(a, b, c) vfmaq_f32(c, a, b)
+#define eff__vmax(a, b) vmaxq_f32(a, b)
+#define eff__vmin(a, b) vminq_f32(a, b)
+#define eff__vhsum(v) vaddvq_f32(v)
+#define eff__vhmax(v) vmaxvq_f32(v)
+#define eff__vround(v) vrndnq_f32(v)
+#define eff__vpow2i(n) vreinterpretq_f32_s32(vshlq_n_s32(vaddq_s32(vcvtq_s32_f32(n), vdupq_n_s32(127)), 23))
+#define eff__vselect_lt(x, t, a, b) vbslq_f32(vcltq_f32(x, t), a, b)
+#define eff__vload_bf16(p) vreinterpretq_f32_u32(vshll_n_u16(vld1_u16((const uint16_t *)(p)), 16))
+#else
+#define EFF_SIMD_NAME "scalar"
+#define EFF__VL 1
+typedef float eff__vf;
+#define eff__vzero() 0.0f
+#define eff__vset1(x) (x)
+#define eff__vload(p) (*(p))
+#define eff__vstore(p, v) (*(p) = (v))
+#define eff__vadd(a, b) ((a) + (b))
+#define eff__vsub(a, b) ((a) - (b))
+#define eff__vmul(a, b) ((a) * (b))
+#define eff__vfma(a, b, c) ((a) * (b) + (c))
+#define eff__vmax(a, b) ((a) > (b) ? (a) : (b))
+#define eff__vmin(a, b) ((a) < (b) ? (a) : (b))
+#define eff__vhsum(v) (v)
+#define eff__vhmax(v) (v)
+#define eff__vround(v) nearbyintf(v)
+#define eff__vpow2i(n) eff__u2f((uint32_t)((int32_t)(n) + 127) << 23)
+#define eff__vselect_lt(x, t, a, b) ((x) < (t) ? (a) : (b))
+#define eff__vload_bf16(p) eff_bf16_to_fp32(*(const uint16_t *)(p))
+#endif
+#ifndef eff__vload_f16
+#define EFF__VLOAD_F16_SCALAR 1
+#endif
+
+/* Vector exp: Cody-Waite reduction x = n ln2 + r, degree-6 polynomial for e^r,
+   scaled by 2^n. Relative error a few ulp; exactly 0 below -87.3 (so a -inf mask
+   gives 0, never NaN); inputs above 88.37 are clamped. */
+EFF__INLINE eff__vf eff__vexp(eff__vf x) {
+    const eff__vf lo = eff__vset1(-87.3f);
+    eff__vf xc = eff__vmin(eff__vmax(x, lo), eff__vset1(88.37f));
+    eff__vf n = eff__vround(eff__vmul(xc, eff__vset1(1.44269504088896341f)));
+    eff__vf r = eff__vfma(n, eff__vset1(-0.693145751953125f), xc);
+    eff__vf p;
+    r = eff__vfma(n, eff__vset1(-1.428606765330187045e-06f), r);
+    p = eff__vset1(1.0f / 720.0f);
+    p = eff__vfma(p, r, eff__vset1(1.0f / 120.0f));
+    p = eff__vfma(p, r, eff__vset1(1.0f / 24.0f));
+    p = eff__vfma(p, r, eff__vset1(1.0f / 6.0f));
+    p = eff__vfma(p, r, eff__vset1(0.5f));
+    p = eff__vfma(p, r, eff__vset1(1.0f));
+    p = eff__vfma(p, r, eff__vset1(1.0f));
+    p = eff__vmul(p, eff__vpow2i(n));
+    return eff__vselect_lt(x, lo, eff__vzero(), p);
+}
+
+/* Byte offset of row r (all dims but the last) of t. */
+EFF__INLINE int64_t eff__row_offset(const eff_tensor *t, int64_t r) {
+    int64_t off = 0;
+    int i;
+    for (i = t->ndim - 2; i >= 0; i--) { off += (r % t->ne[i]) * t->nb[i]; r /= t->ne[i]; }
+    return off;
+}
+
+EFF__INLINE int eff__tid(void) {
+#ifdef _OPENMP
+    return omp_get_thread_num();
+#else
+    return 0;
+#endif
+}
+
+#endif /* internals */
+
+/* ===========================================================================
+   IMPLEMENTATION
+   =========================================================================== */
+#if (defined(EFF_TENSOR_IMPLEMENTATION) || defined(EFF_IMPLEMENTATION)) && !defined(EFF_TENSOR_IMPLEMENTED)
+#define EFF_TENSOR_IMPLEMENTED
 #ifdef __cplusplus
 extern "C" {
 #endif
@@ -797,31 +979,6 @@ EFFDEF size_t eff_ctx_bytes_in_use(const eff_ctx *ctx) { return ctx ? ctx->bytes
 EFFDEF size_t eff_ctx_bytes_peak(const eff_ctx *ctx) { return ctx ? ctx->bytes_peak : 0; }
 EFFDEF void eff_ctx_reset_peak(eff_ctx *ctx) { if (ctx) ctx->bytes_peak = ctx->bytes_in_use; }
 
-/* Argument checks used by every public function: they name the function and argument. */
-#define EFF__CHECK(ctx, cond, status, ...) \
-    do { if (!(cond)) return eff_ctx_error((ctx), (status), __VA_ARGS__); } while (0)
-#define EFF__CHECK_PTR(ctx, p) \
-    EFF__CHECK(ctx, (p) != NULL, EFF_ERR_INVALID_ARG, "%s: argument '%s' is NULL", __func__, #p)
-#define EFF__TRY(expr) do { eff_status eff__s_ = (expr); if (eff__s_ != EFF_OK) return eff__s_; } while (0)
-
-/* int64 arithmetic that reports overflow instead of wrapping. */
-EFF__INLINE int eff__mul_ovf(int64_t a, int64_t b, int64_t *r) {
-#if defined(__GNUC__) || defined(__clang__)
-    return __builtin_mul_overflow(a, b, r);
-#else
-    if (a != 0 && b != 0 && (a > INT64_MAX / (b < 0 ? -b : b) || a < -(INT64_MAX / (b < 0 ? -b : b)))) return 1;
-    *r = a * b; return 0;
-#endif
-}
-EFF__INLINE int eff__add_ovf(int64_t a, int64_t b, int64_t *r) {
-#if defined(__GNUC__) || defined(__clang__)
-    return __builtin_add_overflow(a, b, r);
-#else
-    if ((b > 0 && a > INT64_MAX - b) || (b < 0 && a < INT64_MIN - b)) return 1;
-    *r = a + b; return 0;
-#endif
-}
-
 /* ---------------------------------------------------------------------------
    RNG
    --------------------------------------------------------------------------- */
@@ -866,8 +1023,6 @@ EFFDEF uint64_t eff_hash_u64(uint64_t seed, uint64_t i) {
 /* ---------------------------------------------------------------------------
    fp16 / bf16
    --------------------------------------------------------------------------- */
-EFF__INLINE uint32_t eff__f2u(float f) { uint32_t u; memcpy(&u, &f, 4); return u; }
-EFF__INLINE float eff__u2f(uint32_t u) { float f; memcpy(&f, &u, 4); return f; }
 
 EFFDEF float eff_fp16_to_fp32(uint16_t h) {
     uint32_t sign = (uint32_t)(h & 0x8000) << 16, exp = (h >> 10) & 0x1f, man = h & 0x3ff;
@@ -904,134 +1059,6 @@ EFFDEF uint16_t eff_fp32_to_bf16(float f) {
     uint32_t u = eff__f2u(f);
     if ((u & 0x7fffffffu) > 0x7f800000u) return (uint16_t)((u >> 16) | 0x40);   /* quiet nan */
     return (uint16_t)((u + 0x7fffu + ((u >> 16) & 1)) >> 16);
-}
-
-/* ---------------------------------------------------------------------------
-   SIMD mapping layer: kernels are written once against eff__vf and these
-   operations. Chosen at compile time: AVX-512F, AVX2+FMA, NEON, or scalar.
-   --------------------------------------------------------------------------- */
-#if !defined(EFF_NO_SIMD) && defined(__AVX512F__)
-#include <immintrin.h>
-#define EFF_SIMD_NAME "avx512"
-#define EFF__VL 16
-typedef __m512 eff__vf;
-#define eff__vzero() _mm512_setzero_ps()
-#define eff__vset1(x) _mm512_set1_ps(x)
-#define eff__vload(p) _mm512_loadu_ps(p)
-#define eff__vstore(p, v) _mm512_storeu_ps(p, v)
-#define eff__vadd(a, b) _mm512_add_ps(a, b)
-#define eff__vsub(a, b) _mm512_sub_ps(a, b)
-#define eff__vmul(a, b) _mm512_mul_ps(a, b)
-#define eff__vfma(a, b, c) _mm512_fmadd_ps(a, b, c)
-#define eff__vmax(a, b) _mm512_max_ps(a, b)
-#define eff__vmin(a, b) _mm512_min_ps(a, b)
-#define eff__vhsum(v) _mm512_reduce_add_ps(v)
-#define eff__vhmax(v) _mm512_reduce_max_ps(v)
-#define eff__vround(v) _mm512_roundscale_ps(v, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC)
-/* 2^n for integral-valued float n in [-126, 127] */
-#define eff__vpow2i(n) _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_add_epi32(_mm512_cvtps_epi32(n), _mm512_set1_epi32(127)), 23))
-#define eff__vselect_lt(x, t, a, b) _mm512_mask_blend_ps(_mm512_cmp_ps_mask(x, t, _CMP_LT_OQ), b, a) /* x<t ? a : b */
-#define eff__vload_f16(p) _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(p)))
-#define eff__vload_bf16(p) _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(_mm256_loadu_si256((const __m256i *)(p))), 16))
-#elif !defined(EFF_NO_SIMD) && defined(__AVX2__) && defined(__FMA__)
-#include <immintrin.h>
-#define EFF_SIMD_NAME "avx2"
-#define EFF__VL 8
-typedef __m256 eff__vf;
-#define eff__vzero() _mm256_setzero_ps()
-#define eff__vset1(x) _mm256_set1_ps(x)
-#define eff__vload(p) _mm256_loadu_ps(p)
-#define eff__vstore(p, v) _mm256_storeu_ps(p, v)
-#define eff__vadd(a, b) _mm256_add_ps(a, b)
-#define eff__vsub(a, b) _mm256_sub_ps(a, b)
-#define eff__vmul(a, b) _mm256_mul_ps(a, b)
-#define eff__vfma(a, b, c) _mm256_fmadd_ps(a, b, c)
-#define eff__vmax(a, b) _mm256_max_ps(a, b)
-#define eff__vmin(a, b) _mm256_min_ps(a, b)
-EFF__INLINE float eff__vhsum(__m256 v) {
-    __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
-    s = _mm_add_ps(s, _mm_movehl_ps(s, s));
-    s = _mm_add_ss(s, _mm_movehdup_ps(s));
-    return _mm_cvtss_f32(s);
-}
-EFF__INLINE float eff__vhmax(__m256 v) {
-    __m128 s = _mm_max_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
-    s = _mm_max_ps(s, _mm_movehl_ps(s, s));
-    s = _mm_max_ss(s, _mm_movehdup_ps(s));
-    return _mm_cvtss_f32(s);
-}
-#define eff__vround(v) _mm256_round_ps(v, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC)
-#define eff__vpow2i(n) _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_add_epi32(_mm256_cvtps_epi32(n), _mm256_set1_epi32(127)), 23))
-#define eff__vselect_lt(x, t, a, b) _mm256_blendv_ps(b, a, _mm256_cmp_ps(x, t, _CMP_LT_OQ))
-#ifdef __F16C__
-#define eff__vload_f16(p) _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(p)))
-#endif
-#define eff__vload_bf16(p) _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_cvtepu16_epi32(_mm_loadu_si128((const __m128i *)(p))), 16))
-#elif !defined(EFF_NO_SIMD) && defined(__ARM_NEON) && defined(__aarch64__)
-#include <arm_neon.h>
-#define EFF_SIMD_NAME "neon"
-#define EFF__VL 4
-typedef float32x4_t eff__vf;
-#define eff__vzero() vdupq_n_f32(0.0f)
-#define eff__vset1(x) vdupq_n_f32(x)
-#define eff__vload(p) vld1q_f32(p)
-#define eff__vstore(p, v) vst1q_f32(p, v)
-#define eff__vadd(a, b) vaddq_f32(a, b)
-#define eff__vsub(a, b) vsubq_f32(a, b)
-#define eff__vmul(a, b) vmulq_f32(a, b)
-#define eff__vfma(a, b, c) vfmaq_f32(c, a, b)
-#define eff__vmax(a, b) vmaxq_f32(a, b)
-#define eff__vmin(a, b) vminq_f32(a, b)
-#define eff__vhsum(v) vaddvq_f32(v)
-#define eff__vhmax(v) vmaxvq_f32(v)
-#define eff__vround(v) vrndnq_f32(v)
-#define eff__vpow2i(n) vreinterpretq_f32_s32(vshlq_n_s32(vaddq_s32(vcvtq_s32_f32(n), vdupq_n_s32(127)), 23))
-#define eff__vselect_lt(x, t, a, b) vbslq_f32(vcltq_f32(x, t), a, b)
-#define eff__vload_bf16(p) vreinterpretq_f32_u32(vshll_n_u16(vld1_u16((const uint16_t *)(p)), 16))
-#else
-#define EFF_SIMD_NAME "scalar"
-#define EFF__VL 1
-typedef float eff__vf;
-#define eff__vzero() 0.0f
-#define eff__vset1(x) (x)
-#define eff__vload(p) (*(p))
-#define eff__vstore(p, v) (*(p) = (v))
-#define eff__vadd(a, b) ((a) + (b))
-#define eff__vsub(a, b) ((a) - (b))
-#define eff__vmul(a, b) ((a) * (b))
-#define eff__vfma(a, b, c) ((a) * (b) + (c))
-#define eff__vmax(a, b) ((a) > (b) ? (a) : (b))
-#define eff__vmin(a, b) ((a) < (b) ? (a) : (b))
-#define eff__vhsum(v) (v)
-#define eff__vhmax(v) (v)
-#define eff__vround(v) nearbyintf(v)
-#define eff__vpow2i(n) eff__u2f((uint32_t)((int32_t)(n) + 127) << 23)
-#define eff__vselect_lt(x, t, a, b) ((x) < (t) ? (a) : (b))
-#define eff__vload_bf16(p) eff_bf16_to_fp32(*(const uint16_t *)(p))
-#endif
-#ifndef eff__vload_f16
-#define EFF__VLOAD_F16_SCALAR 1
-#endif
-
-/* Vector exp: Cody-Waite reduction x = n ln2 + r, degree-6 polynomial for e^r,
-   scaled by 2^n. Relative error a few ulp; exactly 0 below -87.3 (so a -inf mask
-   gives 0, never NaN); inputs above 88.37 are clamped. */
-EFF__INLINE eff__vf eff__vexp(eff__vf x) {
-    const eff__vf lo = eff__vset1(-87.3f);
-    eff__vf xc = eff__vmin(eff__vmax(x, lo), eff__vset1(88.37f));
-    eff__vf n = eff__vround(eff__vmul(xc, eff__vset1(1.44269504088896341f)));
-    eff__vf r = eff__vfma(n, eff__vset1(-0.693145751953125f), xc);
-    eff__vf p;
-    r = eff__vfma(n, eff__vset1(-1.428606765330187045e-06f), r);
-    p = eff__vset1(1.0f / 720.0f);
-    p = eff__vfma(p, r, eff__vset1(1.0f / 120.0f));
-    p = eff__vfma(p, r, eff__vset1(1.0f / 24.0f));
-    p = eff__vfma(p, r, eff__vset1(1.0f / 6.0f));
-    p = eff__vfma(p, r, eff__vset1(0.5f));
-    p = eff__vfma(p, r, eff__vset1(1.0f));
-    p = eff__vfma(p, r, eff__vset1(1.0f));
-    p = eff__vmul(p, eff__vpow2i(n));
-    return eff__vselect_lt(x, lo, eff__vzero(), p);
 }
 
 /* ---------------------------------------------------------------------------
@@ -1440,14 +1467,6 @@ EFFDEF eff_status eff_tensor_slice(eff_ctx *ctx, eff_tensor *out, const eff_tens
     t.ne[dim] = len;
     *out = t;
     return EFF_OK;
-}
-
-/* Byte offset of row r (all dims but the last) of t. */
-EFF__INLINE int64_t eff__row_offset(const eff_tensor *t, int64_t r) {
-    int64_t off = 0;
-    int i;
-    for (i = t->ndim - 2; i >= 0; i--) { off += (r % t->ne[i]) * t->nb[i]; r /= t->ne[i]; }
-    return off;
 }
 
 EFFDEF eff_status eff_tensor_copy(eff_ctx *ctx, eff_tensor *dst, const eff_tensor *src) {
@@ -2257,13 +2276,6 @@ static void eff__thread_acc_reduce(float *dst, const float *acc, int nt, int64_t
     int t;
     int64_t i;
     for (t = 0; t < nt; t++) for (i = 0; i < n; i++) dst[i] += acc[t * stride + i];
-}
-EFF__INLINE int eff__tid(void) {
-#ifdef _OPENMP
-    return omp_get_thread_num();
-#else
-    return 0;
-#endif
 }
 
 EFFDEF eff_status eff_layernorm_forward(eff_ctx *ctx, eff_tensor *y, eff_tensor *mean, eff_tensor *rstd,

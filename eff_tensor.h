@@ -1845,6 +1845,13 @@ static void eff__sgemm_core(int nt, int transA, int transB, int64_t M, int64_t N
     }
 }
 
+/* Threads worth waking for an M x N x K product: a parallel region costs a few
+   microseconds (far more on a loaded machine), about a 1 MFLOP product. */
+static int eff__sgemm_threads(int nt, int64_t M, int64_t N, int64_t K) {
+    double flops = 2.0 * (double)M * (double)N * (double)K;
+    return flops < 4e6 ? 1 : nt;
+}
+
 static eff_status eff__sgemm_check(eff_ctx *ctx, const char *fn, int transA, int transB, int64_t M, int64_t N, int64_t K,
                                    const float *A, int64_t lda, const float *B, int64_t ldb, const float *C, int64_t ldc) {
     EFF__CHECK(ctx, M >= 0 && N >= 0 && K >= 0, EFF_ERR_SHAPE, "%s: negative size M=%lld N=%lld K=%lld", fn,
@@ -1863,6 +1870,7 @@ EFFDEF eff_status eff_sgemm(eff_ctx *ctx, int transA, int transB, int64_t M, int
                             const float *A, int64_t lda, const float *B, int64_t ldb, float beta, float *C, int64_t ldc) {
     int64_t nws;
     float *ws = NULL;
+    int nt;
     EFF__CHECK_PTR(ctx, ctx);
     EFF__TRY(eff__sgemm_check(ctx, "eff_sgemm", transA, transB, M, N, K, A, lda, B, ldb, C, ldc));
 #ifdef EFF_USE_CBLAS
@@ -1872,12 +1880,13 @@ EFFDEF eff_status eff_sgemm(eff_ctx *ctx, int transA, int transB, int64_t M, int
         return EFF_OK;
     }
 #endif
-    nws = eff__sgemm_ws_floats(M, N, K, ctx->n_threads);
+    nt = eff__sgemm_threads(ctx->n_threads, M, N, K);
+    nws = eff__sgemm_ws_floats(M, N, K, nt);
     if (nws) {
         ws = (float *)eff_ctx_alloc(ctx, (size_t)nws * sizeof(float));
         if (!ws) return ctx->last_status;
     }
-    eff__sgemm_core(ctx->n_threads, transA, transB, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc, ws);
+    eff__sgemm_core(nt, transA, transB, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc, ws);
     eff_ctx_free(ctx, ws);
     return EFF_OK;
 }
@@ -2944,7 +2953,9 @@ static eff_status eff__bmm(eff_ctx *ctx, const char *fn, eff_tensor *C, const ef
             }
         }
     } else {
-        int64_t nws = eff__sgemm_ws_floats(M, N, K, nt);
+        int64_t nws;
+        nt = eff__sgemm_threads(nt, M, N, K);
+        nws = eff__sgemm_ws_floats(M, N, K, nt);
         ws = (float *)eff_ctx_alloc(ctx, (size_t)(nws + 16) * sizeof(float));
         if (ws) {
             for (bi = 0; bi < nbatch; bi++) {

@@ -46,9 +46,10 @@ BENCHES  := $(patsubst bench/%.c,$(BUILD)/bench/%,$(BENCH_SRC))
 # The demo: programs run in this order by `make demo` (each prints what it shows).
 DEMOS ?= tensor_mlp sgemm_speed
 
-.PHONY: all examples demo test test-unit test-contract test-mpi test-cuda bench asan cuda install clean
+.PHONY: all examples build-all demo test test-unit test-contract test-mpi test-cuda bench asan cuda install clean
 all: examples
 examples: $(EXAMPLES)
+build-all: $(TESTS) $(EXAMPLES) $(BENCHES)
 
 $(BUILD)/tests/% : tests/%.c $(HEADERS) tests/eff_test.h
 	@mkdir -p $(dir $@)

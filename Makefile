@@ -125,16 +125,21 @@ else
 endif
 
 # ---- CUDA (compile and link check; running needs a GPU) -----------------------
-NVCCFLAGS = -std=c++17 -O2 -I. -Werror all-warnings -Xcompiler -Wall,-Wextra,-Werror -DEFF_CUDA
+NVCCFLAGS = -std=c++17 -O2 -I. -Werror all-warnings -Xcompiler -Wall,-Wextra,-Werror -DEFF_CUDA -Itests
 cuda:
 ifneq ($(NVCC),)
 	@mkdir -p $(BUILD)/cuda
+	@# the C implementation of the headers, built by the C compiler, linked with the .cu objects
+	@printf '#define EFF_IMPLEMENTATION\n' > $(BUILD)/cuda/eff_impl.c
+	@for h in $(HEADERS); do printf '#include "%s"\n' $$h >> $(BUILD)/cuda/eff_impl.c; done
+	$(CC) -std=c99 -O2 $(ARCH) $(OPENMP) $(WARN) -DEFF_CUDA -I. -c $(BUILD)/cuda/eff_impl.c -o $(BUILD)/cuda/eff_impl.o
 	@set -e; for arch in sm_80 sm_90; do \
 	  for f in $(CUDA_SRC); do \
 	    echo "nvcc -arch=$$arch $$f"; \
 	    $(NVCC) $(NVCCFLAGS) -arch=$$arch -c $$f -o $(BUILD)/cuda/$$(basename $$f .cu)_$$arch.o; \
 	  done; \
-	  $(NVCC) $(NVCCFLAGS) -arch=$$arch -x cu tests/test_cuda.cu $(BUILD)/cuda/*_$$arch.o -o $(BUILD)/cuda/test_cuda_$$arch -lcublas $(if $(wildcard /usr/lib/x86_64-linux-gnu/libnccl* /usr/local/cuda/lib64/libnccl*),-lnccl,); \
+	  $(NVCC) $(NVCCFLAGS) -arch=$$arch tests/test_cuda.cu $(BUILD)/cuda/*_$$arch.o $(BUILD)/cuda/eff_impl.o \
+	    -o $(BUILD)/cuda/test_cuda_$$arch -lcublas $(if $(OPENMP),-Xcompiler -fopenmp,) -lm; \
 	done
 	@echo "cuda: compiled and linked for sm_80 and sm_90 (run $(BUILD)/cuda/test_cuda_sm_80 on a GPU)"
 else

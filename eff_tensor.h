@@ -567,7 +567,49 @@ EFFDEF eff_status eff_safetensors_write(eff_ctx *ctx, const char *path, const ef
 EFFDEF int         eff_safetensors_dtype_from_str(const char *s);
 EFFDEF const char *eff_safetensors_dtype_str(int dtype);
 
-/* @@EFF_CUDA_DECLS@@ */
+/* ---------------------------------------------------------------------------
+   Devices. A context has one slot for accelerator state (cuda/ keeps its
+   stream and cuBLAS handle there); destroy runs in eff_ctx_destroy.
+   Tensors with device EFF_DEVICE_CUDA hold device pointers; the ops above
+   dispatch them to cuda/ when built with EFF_CUDA (contiguous f32 only), and
+   return EFF_ERR_UNSUPPORTED otherwise.
+   --------------------------------------------------------------------------- */
+EFFDEF void *eff_ctx_device_state(const eff_ctx *ctx);
+EFFDEF void  eff_ctx_set_device_state(eff_ctx *ctx, void *state, void (*destroy)(eff_ctx *ctx, void *state));
+
+/* Op ids shared by the CPU dispatcher and cuda/. */
+enum { EFF_OP_GELU = 0, EFF_OP_SILU, EFF_OP_RELU, EFF_OP_SCALE, EFF_OP_ADD, EFF_OP_MUL, EFF_OP_SWIGLU };
+
+#ifdef EFF_CUDA
+/* cuda/eff_tensor.cu: device pointers, contiguous row-major, asynchronous on the
+   context's stream (eff_cuda_synchronize waits). Link -lcublas. */
+EFFDEF eff_status eff_cuda_device_count(eff_ctx *ctx, int *n);
+EFFDEF eff_status eff_cuda_init(eff_ctx *ctx, int device);
+EFFDEF eff_status eff_cuda_synchronize(eff_ctx *ctx);
+EFFDEF eff_status eff_cuda_malloc(eff_ctx *ctx, void **ptr, size_t bytes);
+EFFDEF eff_status eff_cuda_free(eff_ctx *ctx, void *ptr);
+EFFDEF eff_status eff_cuda_memcpy(eff_ctx *ctx, void *dst, const void *src, size_t bytes, int to_device);
+EFFDEF eff_status eff_cuda_unary(eff_ctx *ctx, int op, float *y, const float *x, int64_t n);
+EFFDEF eff_status eff_cuda_unary_backward(eff_ctx *ctx, int op, float *dx, const float *dy, const float *x, int64_t n);
+EFFDEF eff_status eff_cuda_binary(eff_ctx *ctx, int op, float *y, const float *a, const float *b, float s, int64_t n);
+EFFDEF eff_status eff_cuda_swiglu_backward(eff_ctx *ctx, float *dgate, float *dup, const float *dy, const float *gate,
+                                           const float *up, int64_t n);
+EFFDEF eff_status eff_cuda_softmax(eff_ctx *ctx, float *y, const float *x, int64_t rows, int64_t cols, int log_softmax);
+EFFDEF eff_status eff_cuda_softmax_backward(eff_ctx *ctx, float *dx, const float *dy, const float *y, int64_t rows,
+                                            int64_t cols, int log_softmax);
+/* rms = 0: LayerNorm (mean, rstd saved); rms = 1: RMSNorm (mean unused, b must be NULL). */
+EFFDEF eff_status eff_cuda_norm(eff_ctx *ctx, int rms, float *y, float *mean, float *rstd, const float *x, const float *w,
+                                const float *b, int64_t rows, int64_t cols, float eps);
+EFFDEF eff_status eff_cuda_norm_backward(eff_ctx *ctx, int rms, float *dx, float *dw, float *db, const float *dy,
+                                         const float *x, const float *w, const float *mean, const float *rstd,
+                                         int64_t rows, int64_t cols);
+EFFDEF eff_status eff_cuda_sgemm(eff_ctx *ctx, int transA, int transB, int64_t M, int64_t N, int64_t K, float alpha,
+                                 const float *A, int64_t lda, const float *B, int64_t ldb, float beta, float *C, int64_t ldc);
+EFFDEF eff_status eff_cuda_linear(eff_ctx *ctx, float *y, const float *x, const float *W, const float *b,
+                                  int64_t M, int64_t N, int64_t K);
+EFFDEF eff_status eff_cuda_linear_backward(eff_ctx *ctx, float *dx, float *dW, float *db, const float *dy,
+                                           const float *x, const float *W, int64_t M, int64_t N, int64_t K);
+#endif
 
 #ifdef __cplusplus
 }
@@ -853,6 +895,8 @@ struct eff_ctx {
     char last_error[512];
     size_t bytes_in_use, bytes_peak;
     eff_dtype_traits dtypes[EFF_DTYPE_COUNT];
+    void *device_state;
+    void (*device_destroy)(eff_ctx *ctx, void *state);
 };
 
 static void *eff__default_alloc(size_t size, void *user) { (void)user; return EFF_MALLOC(size); }
@@ -885,7 +929,16 @@ EFFDEF eff_status eff_ctx_create(const eff_ctx_opts *opts, eff_ctx **out) {
 
 EFFDEF void eff_ctx_destroy(eff_ctx *ctx) {
     if (!ctx) return;
+    if (ctx->device_destroy) ctx->device_destroy(ctx, ctx->device_state);
     ctx->alloc.free(ctx, ctx->alloc.user);
+}
+
+EFFDEF void *eff_ctx_device_state(const eff_ctx *ctx) { return ctx ? ctx->device_state : NULL; }
+EFFDEF void eff_ctx_set_device_state(eff_ctx *ctx, void *state, void (*destroy)(eff_ctx *ctx, void *state)) {
+    if (!ctx) return;
+    if (ctx->device_destroy && ctx->device_state != state) ctx->device_destroy(ctx, ctx->device_state);
+    ctx->device_state = state;
+    ctx->device_destroy = destroy;
 }
 
 EFFDEF int eff_ctx_n_threads(const eff_ctx *ctx) { return ctx ? ctx->n_threads : 1; }
@@ -1668,7 +1721,7 @@ static void eff__gemm_ukernel(int64_t kc, const float *EFF__RESTRICT Ap, const f
     eff__vf acc[EFF__GEMM_MR][EFF__GEMM_NRV];
     int i, j;
     int64_t k;
-#if defined(__GNUC__) && !defined(__clang__)
+#if defined(__GNUC__) && !defined(__clang__) && !defined(__CUDACC__)
 #pragma GCC unroll 32
 #endif
     for (i = 0; i < EFF__GEMM_MR; i++)
@@ -1676,7 +1729,7 @@ static void eff__gemm_ukernel(int64_t kc, const float *EFF__RESTRICT Ap, const f
     for (k = 0; k < kc; k++) {
         eff__vf b[EFF__GEMM_NRV];
         for (j = 0; j < EFF__GEMM_NRV; j++) b[j] = eff__vload(Bp + j * EFF__VL);
-#if defined(__GNUC__) && !defined(__clang__)
+#if defined(__GNUC__) && !defined(__clang__) && !defined(__CUDACC__)
 #pragma GCC unroll 32
 #endif
         for (i = 0; i < EFF__GEMM_MR; i++) {

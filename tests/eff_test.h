@@ -22,13 +22,19 @@
 #include <stdlib.h>
 #include <string.h>
 
+#if defined(__GNUC__) || defined(__clang__)
+#define EFF_TEST_FN static __attribute__((unused))
+#else
+#define EFF_TEST_FN static
+#endif
+
 typedef struct eff_test_state {
     const char *name;
     int passed, failed;
     int verbose;
 } eff_test_state;
 
-static eff_test_state eff_test_g;   /* test programs only; the library has no globals */
+EFF_TEST_FN eff_test_state eff_test_g;   /* test programs only; the library has no globals */
 
 #define EFF_TEST_BEGIN(name_)                                                    \
     do {                                                                         \
@@ -37,7 +43,7 @@ static eff_test_state eff_test_g;   /* test programs only; the library has no gl
         printf("== %s\n", (name_));                                              \
     } while (0)
 
-static int eff_test_report(int ok, const char *file, int line, const char *what) {
+EFF_TEST_FN int eff_test_report(int ok, const char *file, int line, const char *what) {
     if (ok) {
         eff_test_g.passed++;
         if (eff_test_g.verbose) printf("  ok   %s\n", what);
@@ -68,7 +74,7 @@ static int eff_test_report(int ok, const char *file, int line, const char *what)
                   s_ ? " | " : "", s_ ? m_ : "");                                \
     } while (0)
 
-static int eff_test_all_finite_f(const float *a, int64_t n) {
+EFF_TEST_FN int eff_test_all_finite_f(const float *a, int64_t n) {
     int64_t i;
     for (i = 0; i < n; i++)
         if (!(a[i] == a[i]) || a[i] == INFINITY || a[i] == -INFINITY) return 0;
@@ -76,7 +82,7 @@ static int eff_test_all_finite_f(const float *a, int64_t n) {
 }
 
 /* nmse of a float result against a double reference; NaN/Inf in a gives +inf. */
-static double eff_test_nmse(const float *a, const double *ref, int64_t n) {
+EFF_TEST_FN double eff_test_nmse(const float *a, const double *ref, int64_t n) {
     double num = 0.0, den = 0.0;
     int64_t i;
     if (!eff_test_all_finite_f(a, n)) return INFINITY;
@@ -88,7 +94,7 @@ static double eff_test_nmse(const float *a, const double *ref, int64_t n) {
     if (den == 0.0) return num == 0.0 ? 0.0 : INFINITY;
     return num / den;
 }
-static double eff_test_nmse_ff(const float *a, const float *ref, int64_t n) {
+EFF_TEST_FN double eff_test_nmse_ff(const float *a, const float *ref, int64_t n) {
     double num = 0.0, den = 0.0;
     int64_t i;
     if (!eff_test_all_finite_f(a, n)) return INFINITY;
@@ -110,7 +116,7 @@ static double eff_test_nmse_ff(const float *a, const float *ref, int64_t n) {
 /* Central finite differences of f (a float64 function of x) at x:
    grad[i] = (f(x + h e_i) - f(x - h e_i)) / 2h. x is restored. */
 typedef double (*eff_test_fn64)(void *user);
-static void eff_test_fd_grad(eff_test_fn64 f, void *user, double *x, int64_t n, double h, double *grad) {
+EFF_TEST_FN void eff_test_fd_grad(eff_test_fn64 f, void *user, double *x, int64_t n, double h, double *grad) {
     int64_t i;
     for (i = 0; i < n; i++) {
         double x0 = x[i], fp, fm;
@@ -122,21 +128,21 @@ static void eff_test_fd_grad(eff_test_fn64 f, void *user, double *x, int64_t n, 
 }
 
 /* Deterministic test data (splitmix64), independent of the library's RNG. */
-static uint64_t eff_test_rng_state = 0x1234567ull;
-static void eff_test_seed(uint64_t s) { eff_test_rng_state = s; }
-static double eff_test_uniform(void) {   /* [-1, 1) */
+EFF_TEST_FN uint64_t eff_test_rng_state = 0x1234567ull;
+EFF_TEST_FN void eff_test_seed(uint64_t s) { eff_test_rng_state = s; }
+EFF_TEST_FN double eff_test_uniform(void) {   /* [-1, 1) */
     uint64_t z = (eff_test_rng_state += 0x9E3779B97F4A7C15ull);
     z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
     z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
     z ^= z >> 31;
     return (double)(z >> 11) * (2.0 / 9007199254740992.0) - 1.0;
 }
-static void eff_test_fill(float *x, int64_t n, double scale) {
+EFF_TEST_FN void eff_test_fill(float *x, int64_t n, double scale) {
     int64_t i;
     for (i = 0; i < n; i++) x[i] = (float)(scale * eff_test_uniform());
 }
 
-static int eff_test_end(void) {
+EFF_TEST_FN int eff_test_end(void) {
     printf("%d passed, %d failed\n", eff_test_g.passed, eff_test_g.failed);
     return eff_test_g.failed ? 1 : 0;
 }

@@ -1,0 +1,107 @@
+#!/usr/bin/env python3
+"""Writes the PyTorch fixtures tests/test_model.c compares against.
+
+For each tiny model (GPT-2, Llama with GQA and an untied head) it writes
+    tests/fixtures/model/<name>/model.safetensors   HF key names, as save_pretrained writes them
+    tests/fixtures/model/<name>/config.json         HF config
+    tests/fixtures/model/<name>/state.safetensors   the state file (format "eff-state", version 1):
+        tokens [B, T] i32, targets [B, T] i32, logits [B, T, V] f32, loss [] f32,
+        grad.<param name> for every parameter (f32), and
+        adamw_losses [5] f32: the losses of 5 AdamW steps (lr 1e-2, betas (0.9, 0.95),
+        eps 1e-8, weight decay 0.1) starting from these weights on the same batch.
+
+Run: python3 tools/gen_model_fixtures.py   (needs torch, transformers, safetensors from PyPI)
+The files are committed; tests never need Python.
+"""
+import json
+import os
+
+import torch
+from safetensors.torch import save_file
+
+OUT = os.path.join(os.path.dirname(__file__), "..", "tests", "fixtures", "model")
+B, T = 2, 11
+
+
+def state_file(model, path, vocab, seed):
+    g = torch.Generator().manual_seed(seed)
+    tokens = torch.randint(0, vocab, (B, T), generator=g)
+    targets = torch.randint(0, vocab, (B, T), generator=g)
+    targets[1, 3] = -100  # one ignored position (PyTorch's ignore_index)
+    model.zero_grad()
+    out = model(input_ids=tokens)
+    logits = out.logits.float()
+    loss = torch.nn.functional.cross_entropy(logits.reshape(-1, vocab), targets.reshape(-1), ignore_index=-100)
+    loss.backward()
+    state = {
+        "tokens": tokens.to(torch.int32).contiguous(),
+        "targets": targets.to(torch.int32).contiguous(),
+        "logits": logits.detach().contiguous(),
+        "loss": loss.detach().reshape(()).contiguous(),
+    }
+    for name, p in model.named_parameters():
+        state["grad." + name] = p.grad.detach().float().contiguous()
+    # 5 AdamW steps on a copy
+    import copy
+    m2 = copy.deepcopy(model)
+    opt = torch.optim.AdamW(m2.parameters(), lr=1e-2, betas=(0.9, 0.95), eps=1e-8, weight_decay=0.1)
+    losses = []
+    for _ in range(5):
+        opt.zero_grad()
+        lg = m2(input_ids=tokens).logits.float()
+        l = torch.nn.functional.cross_entropy(lg.reshape(-1, vocab), targets.reshape(-1), ignore_index=-100)
+        losses.append(l.item())
+        l.backward()
+        opt.step()
+    state["adamw_losses"] = torch.tensor(losses, dtype=torch.float32)
+    save_file(state, path, metadata={"format": "eff-state", "version": "1"})
+
+
+def save_model(model, d):
+    os.makedirs(d, exist_ok=True)
+    model.save_pretrained(d, safe_serialization=True)
+    # keep only what the test needs
+    for f in os.listdir(d):
+        if f not in ("model.safetensors", "config.json"):
+            os.remove(os.path.join(d, f))
+
+
+def gpt2():
+    from transformers import GPT2Config, GPT2LMHeadModel
+    torch.manual_seed(1)
+    cfg = GPT2Config(vocab_size=96, n_positions=32, n_embd=32, n_layer=2, n_head=4, n_inner=None,
+                     activation_function="gelu_new", resid_pdrop=0.0, embd_pdrop=0.0, attn_pdrop=0.0,
+                     layer_norm_epsilon=1e-5, tie_word_embeddings=True)
+    m = GPT2LMHeadModel(cfg).float().eval()
+    with torch.no_grad():  # make biases and norms non-trivial so they are tested
+        for n, p in m.named_parameters():
+            if n.endswith(".bias") or ".ln_" in n or "ln_f" in n:
+                p.add_(0.1 * torch.randn_like(p))
+    d = os.path.join(OUT, "gpt2")
+    save_model(m, d)
+    state_file(m, os.path.join(d, "state.safetensors"), cfg.vocab_size, 11)
+
+
+def llama():
+    from transformers import LlamaConfig, LlamaForCausalLM
+    torch.manual_seed(2)
+    cfg = LlamaConfig(vocab_size=96, hidden_size=32, intermediate_size=72, num_hidden_layers=2, num_attention_heads=4,
+                      num_key_value_heads=2, max_position_embeddings=64, rms_norm_eps=1e-5, rope_theta=10000.0,
+                      tie_word_embeddings=False, attention_bias=False, mlp_bias=False, hidden_act="silu")
+    cfg._attn_implementation = "eager"
+    m = LlamaForCausalLM(cfg).float().eval()
+    with torch.no_grad():
+        for n, p in m.named_parameters():
+            if "norm" in n:
+                p.add_(0.1 * torch.randn_like(p))
+    d = os.path.join(OUT, "llama")
+    save_model(m, d)
+    state_file(m, os.path.join(d, "state.safetensors"), cfg.vocab_size, 12)
+
+
+if __name__ == "__main__":
+    gpt2()
+    llama()
+    for name in ("gpt2", "llama"):
+        d = os.path.join(OUT, name)
+        print(name, {f: os.path.getsize(os.path.join(d, f)) for f in sorted(os.listdir(d))})

@@ -58,7 +58,7 @@ EFF_TEST_FN int eff_test_report(int ok, const char *file, int line, const char *
 /* EFF_CHECK(cond, printf-style description) */
 #define EFF_CHECK(cond, ...)                                                     \
     do {                                                                         \
-        char eff_test_msg_[512];                                                 \
+        char eff_test_msg_[1024];                                                 \
         snprintf(eff_test_msg_, sizeof eff_test_msg_, __VA_ARGS__);              \
         eff_test_report((cond) ? 1 : 0, __FILE__, __LINE__, eff_test_msg_);      \
     } while (0)
@@ -69,7 +69,7 @@ EFF_TEST_FN int eff_test_report(int ok, const char *file, int line, const char *
     do {                                                                         \
         int s_ = (int)(s), e_ = (int)(expected);                                 \
         const char *m_ = eff_ctx_last_error(ctx);                                \
-        EFF_CHECK(s_ == e_ && (e_ == 0 || (m_ && m_[0])), "%s: status %s (%d), expected %s%s%s", (what), \
+        EFF_CHECK(s_ == e_ && (e_ == 0 || (m_ && m_[0])), "%.200s: status %s (%d), expected %s%s%.600s", (what), \
                   eff_status_str((eff_status)s_), s_, eff_status_str((eff_status)e_), \
                   s_ ? " | " : "", s_ ? m_ : "");                                \
     } while (0)

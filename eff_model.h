@@ -1,0 +1,1205 @@
+/* eff_model.h - v0.1 - the reference decoder transformer of eff: GPT-2 and Llama
+   families (and a Mixture-of-Experts FFN), forward, backward, KV-cached steps,
+   HF safetensors loading and saving.   Public domain / MIT.
+
+   WHAT
+     - eff_model_config    one struct for both families: GPT-2 (LayerNorm, GELU, learned
+                           positions, biases, tied embeddings) and Llama (RMSNorm, RoPE, SwiGLU,
+                           GQA, no biases, tied or untied head); presets for common shapes
+     - eff_model           weights in one arena laid out from a size table; every linear is an
+                           eff_model_linear that knows its dtype (quantized weights need no
+                           special code), with an adapter slot (LoRA, filled by eff_train.h) and
+                           an optional pruning mask
+     - eff_model_forward   logits and mean cross-entropy for a batch [B, T]; attention through
+                           eff_attn.h (flash by default, reference on request, any block mask)
+     - eff_model_backward  gradients of every parameter (+=, so accumulation works)
+     - eff_model_load_hf / eff_model_save_hf   GPT2LMHeadModel / LlamaForCausalLM safetensors
+                           with their config.json, real key names
+     - eff_model_count     parameters and FLOPs per component
+
+   USAGE
+         #define EFF_IMPLEMENTATION
+         #include "eff_model.h"
+         eff_ctx *ctx; eff_model m; eff_model_config c; float loss;
+         eff_ctx_create(NULL, &ctx);
+         eff_model_config_preset(&c, "tiny-llama");
+         eff_model_init(ctx, &m, &c);                      // random weights, GPT-2 style init
+         eff_model_alloc_grads(ctx, &m);
+         eff_model_forward(ctx, &m, tokens, targets, B, T, &loss);   // logits in m.acts.logits
+         eff_model_backward(ctx, &m);                      // grads in each param's g
+         eff_model_free(ctx, &m);
+
+   CONVENTIONS
+     - Activations f32, shapes outermost first: the residual stream is [B, T, C].
+     - Parameter names are eff's own ("layers.3.attn.q.w"); eff_model_hf_name maps them
+       to the HF checkpoint names. GPT-2's fused c_attn is split into q, k, v on load
+       and fused again on save; its Conv1D weights are transposed to [out, in].
+     - Weights are f32 after init/load; eff_model_quantize converts every linear to any
+       dtype registered in the context (eff_quant.h formats included).
+     - Every function returns eff_status; messages name the failing argument or key.
+
+   VERSIONS
+     0.1  GPT-2 / Llama dense forward + backward, HF safetensors load/save.
+*/
+#ifndef EFF_MODEL_H
+#define EFF_MODEL_H
+
+#include "eff_attn.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+enum { EFF_MODEL_GPT2 = 0, EFF_MODEL_LLAMA = 1 };
+enum { EFF_ROUTER_TOPK = 0, EFF_ROUTER_HASH = 1 };
+enum { EFF_ATTN_IMPL_FLASH = 0, EFF_ATTN_IMPL_REF = 1 };
+
+typedef struct eff_model_config {
+    int arch;                  /* EFF_MODEL_GPT2 or EFF_MODEL_LLAMA */
+    int64_t vocab_size;
+    int64_t max_seq;           /* positions (GPT-2's n_positions; Llama's max_position_embeddings) */
+    int64_t dim;               /* d_model */
+    int64_t n_layers;
+    int64_t n_heads;
+    int64_t n_kv_heads;        /* 0: n_heads (GQA when smaller) */
+    int64_t head_dim;          /* 0: dim / n_heads */
+    int64_t hidden_dim;        /* FFN width; 0: 4 * dim (GPT-2) */
+    float norm_eps;            /* 0: 1e-5 */
+    float rope_theta;          /* Llama; 0: 10000 */
+    int rope_mode;             /* EFF_ROPE_NEOX (HF Llama) or EFF_ROPE_GPTJ (Meta / llama2.c) */
+    int tie_embeddings;        /* head shares the token embedding */
+    /* Mixture of experts (n_experts > 0 replaces every FFN) */
+    int64_t n_experts;
+    int64_t top_k;             /* experts per token (1 = Switch) */
+    float capacity_factor;     /* 0: no capacity limit */
+    float aux_loss_coef;       /* Switch load-balancing loss weight */
+    int router;                /* EFF_ROUTER_TOPK or EFF_ROUTER_HASH */
+} eff_model_config;
+
+/* Named presets: "gpt2" (small), "gpt2-medium", "gpt2-large", "gpt2-xl", "stories15M",
+   "stories42M", "stories110M", "tiny-gpt2", "tiny-llama", "llama-10M". */
+EFFDEF eff_status eff_model_config_preset(eff_model_config *c, const char *name);
+/* Fills defaults (zeros) and checks the shapes agree; the message names the field. */
+EFFDEF eff_status eff_model_config_check(eff_ctx *ctx, eff_model_config *c);
+
+/* An adapter adds a trainable correction to a linear (eff_train.h's LoRA/DoRA fill it). */
+typedef struct eff_linear_adapter {
+    void *state;
+    /* y += delta(x) */
+    eff_status (*forward)(eff_ctx *ctx, void *state, eff_tensor *y, const eff_tensor *x);
+    /* dx += d delta / dx . dy (dx may be NULL), adapter gradients += */
+    eff_status (*backward)(eff_ctx *ctx, void *state, eff_tensor *dx, const eff_tensor *dy, const eff_tensor *x);
+} eff_linear_adapter;
+
+typedef struct eff_model_linear {
+    eff_tensor W;              /* [out, in], any registered dtype */
+    eff_tensor b;              /* [out] f32; data NULL when the layer has no bias */
+    eff_tensor dW, db;         /* f32 gradients; data NULL when not allocated or frozen */
+    const uint8_t *mask;       /* optional pruning mask [out * in] (1 keeps); applied by eff_train.h */
+    eff_linear_adapter adapter;
+    int frozen;                /* no gradient for W and b (inputs still get gradients) */
+    char name[48];
+} eff_model_linear;
+
+EFFDEF eff_status eff_model_linear_forward(eff_ctx *ctx, eff_model_linear *l, eff_tensor *y, const eff_tensor *x);
+/* dx (=, may be NULL), dW/db (+=, unless frozen), adapter backward. */
+EFFDEF eff_status eff_model_linear_backward(eff_ctx *ctx, eff_model_linear *l, eff_tensor *dx, const eff_tensor *dy,
+                                            const eff_tensor *x);
+
+typedef struct eff_model_ffn {
+    eff_model_linear gate;     /* Llama only (SwiGLU) */
+    eff_model_linear up;       /* GPT-2 c_fc / Llama up_proj */
+    eff_model_linear down;     /* GPT-2 c_proj / Llama down_proj */
+} eff_model_ffn;
+
+typedef struct eff_model_layer {
+    eff_tensor ln1_w, ln1_b, ln2_w, ln2_b;     /* b data NULL for Llama */
+    eff_tensor d_ln1_w, d_ln1_b, d_ln2_w, d_ln2_b;
+    eff_model_linear q, k, v, o;
+    eff_model_ffn ffn;                         /* dense FFN (n_experts == 0) */
+    eff_model_linear router;                   /* MoE: [n_experts, dim] */
+    eff_model_ffn *experts;                    /* MoE: n_experts FFNs */
+} eff_model_layer;
+
+/* One entry of the canonical parameter list (weights in order of the size table). */
+typedef struct eff_model_param {
+    char name[48];
+    eff_tensor *w;             /* the weight (may be quantized) */
+    eff_tensor *g;             /* its f32 gradient (data NULL before eff_model_alloc_grads) */
+} eff_model_param;
+
+/* Activations of one layer, kept for backward (sized once for [B, T]). */
+typedef struct eff_model_layer_acts {
+    eff_tensor res;                        /* [B, T, C] layer input */
+    eff_tensor ln1, ln1_mean, ln1_rstd;    /* [B, T, C], [B*T] */
+    eff_tensor q, k, v;                    /* [B, T, H, hd], [B, T, Hkv, hd] (after RoPE) */
+    eff_tensor att, lse;                   /* [B, T, H, hd], [B, H, T] */
+    eff_tensor res2;                       /* after the attention residual */
+    eff_tensor ln2, ln2_mean, ln2_rstd;
+    eff_tensor h, u, a;                    /* FFN: pre-activation (gate), up (Llama), activation */
+} eff_model_layer_acts;
+
+typedef struct eff_model_acts {
+    int64_t B, T;
+    eff_arena arena;
+    eff_tensor tokens, targets;            /* [B, T] i32 (copies) */
+    eff_model_layer_acts *layers;
+    eff_tensor res_out;                    /* [B, T, C] output of the last layer */
+    eff_tensor lnf, lnf_mean, lnf_rstd;
+    eff_tensor logits;                     /* [B, T, V] */
+    /* backward scratch */
+    eff_tensor dres, dtmp, dln, datt, dq, dk, dv, dh, du, da, dlogits;
+    float loss;
+    int has_targets;
+} eff_model_acts;
+
+typedef struct eff_model {
+    eff_model_config cfg;
+    eff_arena weights;
+    eff_arena grads;
+    eff_tensor tok_emb;                    /* [V, C] */
+    eff_tensor pos_emb;                    /* [max_seq, C] (GPT-2) */
+    eff_tensor lnf_w, lnf_b;
+    eff_tensor d_tok_emb, d_pos_emb, d_lnf_w, d_lnf_b;
+    eff_model_layer *layers;
+    eff_model_linear head;                 /* [V, C]; tied: W and dW alias tok_emb */
+    eff_model_param *params;
+    int64_t n_params;
+    eff_model_acts acts;
+    eff_attn_opts attn;                    /* passed to attention (block_mask etc.); causal is forced */
+    int attn_impl;                         /* EFF_ATTN_IMPL_FLASH (default) or EFF_ATTN_IMPL_REF */
+    void *linear_store;                    /* quantized weights made by eff_model_quantize */
+} eff_model;
+
+/* Lays out the weights for c and initializes them (normal(0, 0.02); residual output
+   projections scaled by 1/sqrt(2 n_layers); biases 0; norms 1) from ctx's RNG. */
+EFFDEF eff_status eff_model_init(eff_ctx *ctx, eff_model *m, const eff_model_config *c);
+EFFDEF void       eff_model_free(eff_ctx *ctx, eff_model *m);
+/* Allocates zeroed f32 gradients for every parameter (one arena). */
+EFFDEF eff_status eff_model_alloc_grads(eff_ctx *ctx, eff_model *m);
+EFFDEF void       eff_model_zero_grads(eff_model *m);
+/* Parameter count of a config without building it. */
+EFFDEF int64_t    eff_model_config_n_params(const eff_model_config *c);
+
+/* tokens [B*T] (i32, row-major [B, T]); targets may be NULL (no loss) and use -100 to
+   ignore a position. Logits land in m->acts.logits. The activation arena is sized for
+   (B, T) on first use and re-sized when they change. */
+EFFDEF eff_status eff_model_forward(eff_ctx *ctx, eff_model *m, const int32_t *tokens, const int32_t *targets,
+                                    int64_t B, int64_t T, float *loss);
+/* Backward of the last forward (which needs targets): parameter gradients +=. */
+EFFDEF eff_status eff_model_backward(eff_ctx *ctx, eff_model *m);
+
+EFFDEF const eff_model_param *eff_model_find_param(const eff_model *m, const char *name);
+
+/* HF checkpoints: dir/config.json + dir/model.safetensors. */
+EFFDEF eff_status eff_model_load_hf(eff_ctx *ctx, eff_model *m, const char *dir);
+EFFDEF eff_status eff_model_save_hf(eff_ctx *ctx, const eff_model *m, const char *dir);
+/* Parses an HF config.json (GPT-2 or Llama model_type) into c. */
+EFFDEF eff_status eff_model_config_from_hf(eff_ctx *ctx, eff_model_config *c, const char *json, int64_t len);
+/* Writes the HF-layout tensor `hf_name` (weights, or the gradients when grads != 0) into
+   out (f32, the HF shape); *n gets its element count. out may be NULL to ask the size. */
+EFFDEF eff_status eff_model_export_hf_tensor(eff_ctx *ctx, const eff_model *m, const char *hf_name, int grads,
+                                             float *out, int64_t *n);
+/* The i-th HF tensor name of the model in checkpoint order; EFF_ERR_NOT_FOUND past the end. */
+EFFDEF eff_status eff_model_hf_names(const eff_model *m, int64_t i, char *name, size_t size);
+
+/* Parameter and FLOP table per component (forward FLOPs per token at context length T). */
+typedef struct eff_model_counts {
+    int64_t embedding, attention, mlp, norms, head, total;   /* parameters */
+    double flops_attn_proj, flops_attn_scores, flops_mlp, flops_head, flops_total;   /* per token */
+} eff_model_counts;
+EFFDEF void eff_model_count(const eff_model_config *c, int64_t T, eff_model_counts *out);
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* EFF_MODEL_H */
+
+/* ===========================================================================
+   IMPLEMENTATION
+   =========================================================================== */
+#if (defined(EFF_MODEL_IMPLEMENTATION) || defined(EFF_IMPLEMENTATION)) && !defined(EFF_MODEL_IMPLEMENTED)
+#define EFF_MODEL_IMPLEMENTED
+#define EFF__WANT_INTERNALS
+#include "eff_tensor.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* ---------------------------------------------------------------------------
+   Config
+   --------------------------------------------------------------------------- */
+EFFDEF eff_status eff_model_config_preset(eff_model_config *c, const char *name) {
+    static const struct { const char *name; int arch; int64_t V, P, C, L, H, KV, F; int tie; } p[] = {
+        {"gpt2", EFF_MODEL_GPT2, 50257, 1024, 768, 12, 12, 12, 3072, 1},
+        {"gpt2-medium", EFF_MODEL_GPT2, 50257, 1024, 1024, 24, 16, 16, 4096, 1},
+        {"gpt2-large", EFF_MODEL_GPT2, 50257, 1024, 1280, 36, 20, 20, 5120, 1},
+        {"gpt2-xl", EFF_MODEL_GPT2, 50257, 1024, 1600, 48, 25, 25, 6400, 1},
+        {"stories15M", EFF_MODEL_LLAMA, 32000, 256, 288, 6, 6, 6, 768, 1},
+        {"stories42M", EFF_MODEL_LLAMA, 32000, 1024, 512, 8, 8, 8, 1376, 1},
+        {"stories110M", EFF_MODEL_LLAMA, 32000, 1024, 768, 12, 12, 12, 2048, 1},
+        {"tiny-gpt2", EFF_MODEL_GPT2, 256, 128, 64, 2, 4, 4, 256, 1},
+        {"tiny-llama", EFF_MODEL_LLAMA, 256, 128, 64, 2, 4, 2, 176, 0},
+        {"llama-10M", EFF_MODEL_LLAMA, 256, 256, 320, 8, 8, 4, 864, 0},
+    };
+    size_t i;
+    if (!c || !name) return EFF_ERR_INVALID_ARG;
+    for (i = 0; i < sizeof p / sizeof p[0]; i++) {
+        if (strcmp(p[i].name, name) != 0) continue;
+        memset(c, 0, sizeof *c);
+        c->arch = p[i].arch; c->vocab_size = p[i].V; c->max_seq = p[i].P; c->dim = p[i].C; c->n_layers = p[i].L;
+        c->n_heads = p[i].H; c->n_kv_heads = p[i].KV; c->hidden_dim = p[i].F; c->tie_embeddings = p[i].tie;
+        /* llama2.c checkpoints rotate pairs (2i, 2i+1); HF Llama rotates halves */
+        c->rope_mode = strncmp(name, "stories", 7) == 0 ? EFF_ROPE_GPTJ : EFF_ROPE_NEOX;
+        return EFF_OK;
+    }
+    return EFF_ERR_NOT_FOUND;
+}
+
+EFFDEF eff_status eff_model_config_check(eff_ctx *ctx, eff_model_config *c) {
+    EFF__CHECK_PTR(ctx, c);
+    EFF__CHECK(ctx, c->arch == EFF_MODEL_GPT2 || c->arch == EFF_MODEL_LLAMA, EFF_ERR_INVALID_ARG, "model config: unknown arch %d", c->arch);
+    EFF__CHECK(ctx, c->vocab_size > 0 && c->dim > 0 && c->n_layers > 0 && c->n_heads > 0 && c->max_seq > 0, EFF_ERR_INVALID_ARG,
+               "model config: vocab_size, dim, n_layers, n_heads and max_seq must be positive");
+    if (c->n_kv_heads == 0) c->n_kv_heads = c->n_heads;
+    if (c->head_dim == 0) {
+        EFF__CHECK(ctx, c->dim % c->n_heads == 0, EFF_ERR_INVALID_ARG, "model config: dim %lld not divisible by n_heads %lld",
+                   (long long)c->dim, (long long)c->n_heads);
+        c->head_dim = c->dim / c->n_heads;
+    }
+    if (c->hidden_dim == 0) c->hidden_dim = c->arch == EFF_MODEL_GPT2 ? 4 * c->dim : (8 * c->dim / 3 + 31) / 32 * 32;
+    if (c->norm_eps == 0.0f) c->norm_eps = 1e-5f;
+    if (c->rope_theta == 0.0f) c->rope_theta = 10000.0f;
+    EFF__CHECK(ctx, c->n_kv_heads > 0 && c->n_heads % c->n_kv_heads == 0, EFF_ERR_INVALID_ARG,
+               "model config: n_heads %lld is not a multiple of n_kv_heads %lld", (long long)c->n_heads, (long long)c->n_kv_heads);
+    EFF__CHECK(ctx, c->arch == EFF_MODEL_LLAMA || (c->n_kv_heads == c->n_heads && c->head_dim * c->n_heads == c->dim),
+               EFF_ERR_INVALID_ARG, "model config: GPT-2 needs n_kv_heads == n_heads and head_dim * n_heads == dim");
+    EFF__CHECK(ctx, c->head_dim % 2 == 0 || c->arch == EFF_MODEL_GPT2, EFF_ERR_INVALID_ARG, "model config: RoPE needs an even head_dim");
+    EFF__CHECK(ctx, c->hidden_dim > 0, EFF_ERR_INVALID_ARG, "model config: hidden_dim must be positive");
+    EFF__CHECK(ctx, c->rope_mode == EFF_ROPE_NEOX || c->rope_mode == EFF_ROPE_GPTJ, EFF_ERR_INVALID_ARG, "model config: rope_mode %d", c->rope_mode);
+    EFF__CHECK(ctx, c->n_experts >= 0 && (c->n_experts == 0 || (c->top_k >= 1 && c->top_k <= c->n_experts)), EFF_ERR_INVALID_ARG,
+               "model config: top_k %lld must be in [1, n_experts = %lld]", (long long)c->top_k, (long long)c->n_experts);
+    EFF__CHECK(ctx, c->capacity_factor >= 0.0f && c->aux_loss_coef >= 0.0f, EFF_ERR_INVALID_ARG,
+               "model config: capacity_factor and aux_loss_coef must be >= 0");
+    EFF__CHECK(ctx, c->router == EFF_ROUTER_TOPK || c->router == EFF_ROUTER_HASH, EFF_ERR_INVALID_ARG, "model config: router %d", c->router);
+    return EFF_OK;
+}
+
+/* ---------------------------------------------------------------------------
+   Layout: one function builds every weight tensor in a fixed order (the size
+   table); it runs once to size the arena and once to place the tensors.
+   --------------------------------------------------------------------------- */
+typedef struct { eff_model *m; eff_arena *a; int64_t n; int record; } eff__lay;
+
+static eff_status eff__lay_t(eff_ctx *ctx, eff__lay *L, eff_tensor *t, eff_tensor *g, const char *name, int ndim, int64_t n0, int64_t n1) {
+    int64_t ne[2];
+    ne[0] = n0; ne[1] = n1;
+    EFF__TRY(eff_arena_tensor(ctx, L->a, t, EFF_F32, ndim, ne));
+    memset(g, 0, sizeof *g);
+    if (L->record) {
+        eff_model_param *p = &L->m->params[L->n];
+        snprintf(p->name, sizeof p->name, "%s", name);
+        p->w = t; p->g = g;
+    }
+    L->n++;
+    return EFF_OK;
+}
+static eff_status eff__lay_lin(eff_ctx *ctx, eff__lay *L, eff_model_linear *l, const char *name, int64_t out, int64_t in, int bias) {
+    char nm[64];
+    eff_linear_adapter keep = l->adapter;
+    const uint8_t *mask = l->mask;
+    int frozen = l->frozen;
+    memset(l, 0, sizeof *l);
+    l->adapter = keep; l->mask = mask; l->frozen = frozen;
+    snprintf(l->name, sizeof l->name, "%s", name);
+    snprintf(nm, sizeof nm, "%s.w", name);
+    EFF__TRY(eff__lay_t(ctx, L, &l->W, &l->dW, nm, 2, out, in));
+    if (bias) {
+        snprintf(nm, sizeof nm, "%s.b", name);
+        EFF__TRY(eff__lay_t(ctx, L, &l->b, &l->db, nm, 1, out, 1));
+    }
+    return EFF_OK;
+}
+static eff_status eff__lay_ffn(eff_ctx *ctx, eff__lay *L, eff_model_ffn *f, const char *prefix, const eff_model_config *c) {
+    char nm[64];
+    int gpt2 = c->arch == EFF_MODEL_GPT2;
+    if (!gpt2) { snprintf(nm, sizeof nm, "%s.gate", prefix); EFF__TRY(eff__lay_lin(ctx, L, &f->gate, nm, c->hidden_dim, c->dim, 0)); }
+    snprintf(nm, sizeof nm, "%s.up", prefix);
+    EFF__TRY(eff__lay_lin(ctx, L, &f->up, nm, c->hidden_dim, c->dim, gpt2));
+    snprintf(nm, sizeof nm, "%s.down", prefix);
+    EFF__TRY(eff__lay_lin(ctx, L, &f->down, nm, c->dim, c->hidden_dim, gpt2));
+    return EFF_OK;
+}
+
+static eff_status eff__model_layout(eff_ctx *ctx, eff_model *m, eff_arena *a, int record) {
+    const eff_model_config *c = &m->cfg;
+    eff__lay L;
+    int64_t l, e;
+    int gpt2 = c->arch == EFF_MODEL_GPT2;
+    char nm[64];
+    L.m = m; L.a = a; L.n = 0; L.record = record;
+    EFF__TRY(eff__lay_t(ctx, &L, &m->tok_emb, &m->d_tok_emb, "tok_emb", 2, c->vocab_size, c->dim));
+    if (gpt2) EFF__TRY(eff__lay_t(ctx, &L, &m->pos_emb, &m->d_pos_emb, "pos_emb", 2, c->max_seq, c->dim));
+    for (l = 0; l < c->n_layers; l++) {
+        eff_model_layer *ly = &m->layers[l];
+        int64_t qd = c->n_heads * c->head_dim, kvd = c->n_kv_heads * c->head_dim;
+        snprintf(nm, sizeof nm, "layers.%lld.ln1.w", (long long)l);
+        EFF__TRY(eff__lay_t(ctx, &L, &ly->ln1_w, &ly->d_ln1_w, nm, 1, c->dim, 1));
+        if (gpt2) { snprintf(nm, sizeof nm, "layers.%lld.ln1.b", (long long)l); EFF__TRY(eff__lay_t(ctx, &L, &ly->ln1_b, &ly->d_ln1_b, nm, 1, c->dim, 1)); }
+        snprintf(nm, sizeof nm, "layers.%lld.attn.q", (long long)l); EFF__TRY(eff__lay_lin(ctx, &L, &ly->q, nm, qd, c->dim, gpt2));
+        snprintf(nm, sizeof nm, "layers.%lld.attn.k", (long long)l); EFF__TRY(eff__lay_lin(ctx, &L, &ly->k, nm, kvd, c->dim, gpt2));
+        snprintf(nm, sizeof nm, "layers.%lld.attn.v", (long long)l); EFF__TRY(eff__lay_lin(ctx, &L, &ly->v, nm, kvd, c->dim, gpt2));
+        snprintf(nm, sizeof nm, "layers.%lld.attn.o", (long long)l); EFF__TRY(eff__lay_lin(ctx, &L, &ly->o, nm, c->dim, qd, gpt2));
+        snprintf(nm, sizeof nm, "layers.%lld.ln2.w", (long long)l);
+        EFF__TRY(eff__lay_t(ctx, &L, &ly->ln2_w, &ly->d_ln2_w, nm, 1, c->dim, 1));
+        if (gpt2) { snprintf(nm, sizeof nm, "layers.%lld.ln2.b", (long long)l); EFF__TRY(eff__lay_t(ctx, &L, &ly->ln2_b, &ly->d_ln2_b, nm, 1, c->dim, 1)); }
+        if (c->n_experts == 0) {
+            snprintf(nm, sizeof nm, "layers.%lld.ffn", (long long)l);
+            EFF__TRY(eff__lay_ffn(ctx, &L, &ly->ffn, nm, c));
+        } else {
+            snprintf(nm, sizeof nm, "layers.%lld.moe.router", (long long)l);
+            EFF__TRY(eff__lay_lin(ctx, &L, &ly->router, nm, c->n_experts, c->dim, 0));
+            for (e = 0; e < c->n_experts; e++) {
+                snprintf(nm, sizeof nm, "layers.%lld.moe.experts.%lld", (long long)l, (long long)e);
+                EFF__TRY(eff__lay_ffn(ctx, &L, &ly->experts[e], nm, c));
+            }
+        }
+    }
+    EFF__TRY(eff__lay_t(ctx, &L, &m->lnf_w, &m->d_lnf_w, "lnf.w", 1, c->dim, 1));
+    if (gpt2) EFF__TRY(eff__lay_t(ctx, &L, &m->lnf_b, &m->d_lnf_b, "lnf.b", 1, c->dim, 1));
+    if (!c->tie_embeddings) {
+        EFF__TRY(eff__lay_lin(ctx, &L, &m->head, "head", c->vocab_size, c->dim, 0));
+    } else {
+        memset(&m->head, 0, sizeof m->head);
+        snprintf(m->head.name, sizeof m->head.name, "head");
+        m->head.W = m->tok_emb;   /* the tied head reads the embedding */
+    }
+    m->n_params = L.n;
+    return EFF_OK;
+}
+
+EFFDEF int64_t eff_model_config_n_params(const eff_model_config *c) {
+    eff_model_counts k;
+    eff_model_count(c, 1, &k);
+    return k.total;
+}
+
+static void eff__model_free_acts(eff_ctx *ctx, eff_model *m) {
+    eff_arena_release(ctx, &m->acts.arena);
+    eff_ctx_free(ctx, m->acts.layers);
+    memset(&m->acts, 0, sizeof m->acts);
+}
+
+EFFDEF void eff_model_free(eff_ctx *ctx, eff_model *m) {
+    if (!m) return;
+    eff__model_free_acts(ctx, m);
+    eff_arena_release(ctx, &m->weights);
+    eff_arena_release(ctx, &m->grads);
+    if (m->layers) {
+        int64_t l;
+        for (l = 0; l < m->cfg.n_layers; l++) eff_ctx_free(ctx, m->layers[l].experts);
+    }
+    eff_ctx_free(ctx, m->layers);
+    eff_ctx_free(ctx, m->params);
+    eff_ctx_free(ctx, m->linear_store);
+    memset(m, 0, sizeof *m);
+}
+
+/* Allocates the layer array and the weight arena (uninitialized weights). */
+static eff_status eff__model_build(eff_ctx *ctx, eff_model *m, const eff_model_config *cin) {
+    eff_status s;
+    int64_t l;
+    EFF__CHECK_PTR(ctx, m);
+    EFF__CHECK_PTR(ctx, cin);
+    memset(m, 0, sizeof *m);
+    m->cfg = *cin;
+    EFF__TRY(eff_model_config_check(ctx, &m->cfg));
+    m->layers = (eff_model_layer *)eff_ctx_calloc(ctx, (size_t)m->cfg.n_layers * sizeof(eff_model_layer));
+    if (!m->layers) return ctx ? EFF_ERR_OOM : EFF_ERR_OOM;
+    for (l = 0; l < m->cfg.n_layers && m->cfg.n_experts; l++) {
+        m->layers[l].experts = (eff_model_ffn *)eff_ctx_calloc(ctx, (size_t)m->cfg.n_experts * sizeof(eff_model_ffn));
+        if (!m->layers[l].experts) { eff_model_free(ctx, m); return EFF_ERR_OOM; }
+    }
+    eff_arena_init(&m->weights);
+    s = eff__model_layout(ctx, m, &m->weights, 0);                 /* sizing pass */
+    if (s == EFF_OK) {
+        m->params = (eff_model_param *)eff_ctx_calloc(ctx, (size_t)m->n_params * sizeof(eff_model_param));
+        if (!m->params) s = EFF_ERR_OOM;
+    }
+    if (s == EFF_OK) s = eff_arena_commit(ctx, &m->weights);
+    if (s == EFF_OK) s = eff__model_layout(ctx, m, &m->weights, 1);  /* placing pass */
+    if (s != EFF_OK) { eff_model_free(ctx, m); return s; }
+    m->attn_impl = EFF_ATTN_IMPL_FLASH;
+    return EFF_OK;
+}
+
+static int eff__ends_with(const char *s, const char *suf) {
+    size_t a = strlen(s), b = strlen(suf);
+    return a >= b && strcmp(s + a - b, suf) == 0;
+}
+
+EFFDEF eff_status eff_model_init(eff_ctx *ctx, eff_model *m, const eff_model_config *c) {
+    int64_t i;
+    eff_rng *rng;
+    float resid_std;
+    EFF__TRY(eff__model_build(ctx, m, c));
+    rng = eff_ctx_rng(ctx);
+    resid_std = 0.02f / sqrtf(2.0f * (float)m->cfg.n_layers);
+    for (i = 0; i < m->n_params; i++) {
+        const eff_model_param *p = &m->params[i];
+        float *w = (float *)p->w->data;
+        int64_t n = eff_tensor_nelements(p->w), j;
+        if (eff__ends_with(p->name, ".b")) { for (j = 0; j < n; j++) w[j] = 0.0f; }
+        else if (strstr(p->name, "ln1.") || strstr(p->name, "ln2.") || strncmp(p->name, "lnf.", 4) == 0) { for (j = 0; j < n; j++) w[j] = 1.0f; }
+        else if (strcmp(p->name, "pos_emb") == 0) eff_rng_fill_normal(rng, w, n, 0.0f, 0.01f);
+        else if (eff__ends_with(p->name, "attn.o.w") || eff__ends_with(p->name, ".down.w")) eff_rng_fill_normal(rng, w, n, 0.0f, resid_std);
+        else eff_rng_fill_normal(rng, w, n, 0.0f, 0.02f);
+    }
+    return EFF_OK;
+}
+
+EFFDEF eff_status eff_model_alloc_grads(eff_ctx *ctx, eff_model *m) {
+    int pass;
+    int64_t i;
+    EFF__CHECK_PTR(ctx, m);
+    EFF__CHECK(ctx, m->params != NULL, EFF_ERR_INVALID_ARG, "eff_model_alloc_grads: model is not built");
+    if (m->grads.base) { eff_model_zero_grads(m); return EFF_OK; }
+    eff_arena_init(&m->grads);
+    for (pass = 0; pass < 2; pass++) {
+        if (pass == 1) EFF__TRY(eff_arena_commit(ctx, &m->grads));
+        for (i = 0; i < m->n_params; i++) {
+            eff_model_param *p = &m->params[i];
+            EFF__TRY(eff_arena_tensor(ctx, &m->grads, p->g, EFF_F32, p->w->ndim, p->w->ne));
+        }
+    }
+    if (m->cfg.tie_embeddings) m->head.dW = m->d_tok_emb;
+    eff_model_zero_grads(m);
+    return EFF_OK;
+}
+
+EFFDEF void eff_model_zero_grads(eff_model *m) {
+    if (m && m->grads.base) memset(m->grads.base, 0, m->grads.size);
+}
+
+EFFDEF const eff_model_param *eff_model_find_param(const eff_model *m, const char *name) {
+    int64_t i;
+    if (!m || !name) return NULL;
+    for (i = 0; i < m->n_params; i++)
+        if (strcmp(m->params[i].name, name) == 0) return &m->params[i];
+    return NULL;
+}
+
+/* ---------------------------------------------------------------------------
+   Linear with adapter slot
+   --------------------------------------------------------------------------- */
+EFFDEF eff_status eff_model_linear_forward(eff_ctx *ctx, eff_model_linear *l, eff_tensor *y, const eff_tensor *x) {
+    EFF__CHECK_PTR(ctx, l);
+    EFF__TRY(eff_linear_forward(ctx, y, x, &l->W, l->b.data ? &l->b : NULL));
+    if (l->adapter.forward) EFF__TRY(l->adapter.forward(ctx, l->adapter.state, y, x));
+    return EFF_OK;
+}
+
+EFFDEF eff_status eff_model_linear_backward(eff_ctx *ctx, eff_model_linear *l, eff_tensor *dx, const eff_tensor *dy, const eff_tensor *x) {
+    int train = !l->frozen;
+    EFF__CHECK_PTR(ctx, l);
+    EFF__TRY(eff_linear_backward(ctx, dx, train && l->dW.data ? &l->dW : NULL, train && l->db.data ? &l->db : NULL, dy, x, &l->W));
+    if (l->adapter.backward) EFF__TRY(l->adapter.backward(ctx, l->adapter.state, dx, dy, x));
+    return EFF_OK;
+}
+
+/* ---------------------------------------------------------------------------
+   Activations: one arena sized for [B, T] (sizing pass, then placing pass)
+   --------------------------------------------------------------------------- */
+static eff_status eff__acts_layout(eff_ctx *ctx, eff_model *m, int64_t B, int64_t T) {
+    const eff_model_config *c = &m->cfg;
+    eff_model_acts *A = &m->acts;
+    eff_arena *a = &A->arena;
+    int64_t BT = B * T, qd = c->n_heads * c->head_dim, kvd = c->n_kv_heads * c->head_dim, l;
+    int64_t sBTC[3], sBTQ[3], sBTK[3], sBTF[3], sBHT[3], sBT[1], sBTV[3], sTok[2];
+    sBTC[0] = B; sBTC[1] = T; sBTC[2] = c->dim;
+    sBTQ[0] = B; sBTQ[1] = T; sBTQ[2] = qd;
+    sBTK[0] = B; sBTK[1] = T; sBTK[2] = kvd;
+    sBTF[0] = B; sBTF[1] = T; sBTF[2] = c->hidden_dim;
+    sBHT[0] = B; sBHT[1] = c->n_heads; sBHT[2] = T;
+    sBT[0] = BT;
+    sBTV[0] = B; sBTV[1] = T; sBTV[2] = c->vocab_size;
+    sTok[0] = B; sTok[1] = T;
+    EFF__TRY(eff_arena_tensor(ctx, a, &A->tokens, EFF_I32, 2, sTok));
+    EFF__TRY(eff_arena_tensor(ctx, a, &A->targets, EFF_I32, 2, sTok));
+    for (l = 0; l < c->n_layers; l++) {
+        eff_model_layer_acts *L = &A->layers[l];
+        EFF__TRY(eff_arena_tensor(ctx, a, &L->res, EFF_F32, 3, sBTC));
+        EFF__TRY(eff_arena_tensor(ctx, a, &L->ln1, EFF_F32, 3, sBTC));
+        EFF__TRY(eff_arena_tensor(ctx, a, &L->ln1_mean, EFF_F32, 1, sBT));
+        EFF__TRY(eff_arena_tensor(ctx, a, &L->ln1_rstd, EFF_F32, 1, sBT));
+        EFF__TRY(eff_arena_tensor(ctx, a, &L->q, EFF_F32, 3, sBTQ));
+        EFF__TRY(eff_arena_tensor(ctx, a, &L->k, EFF_F32, 3, sBTK));
+        EFF__TRY(eff_arena_tensor(ctx, a, &L->v, EFF_F32, 3, sBTK));
+        EFF__TRY(eff_arena_tensor(ctx, a, &L->att, EFF_F32, 3, sBTQ));
+        EFF__TRY(eff_arena_tensor(ctx, a, &L->lse, EFF_F32, 3, sBHT));
+        EFF__TRY(eff_arena_tensor(ctx, a, &L->res2, EFF_F32, 3, sBTC));
+        EFF__TRY(eff_arena_tensor(ctx, a, &L->ln2, EFF_F32, 3, sBTC));
+        EFF__TRY(eff_arena_tensor(ctx, a, &L->ln2_mean, EFF_F32, 1, sBT));
+        EFF__TRY(eff_arena_tensor(ctx, a, &L->ln2_rstd, EFF_F32, 1, sBT));
+        EFF__TRY(eff_arena_tensor(ctx, a, &L->h, EFF_F32, 3, sBTF));
+        if (c->arch == EFF_MODEL_LLAMA) EFF__TRY(eff_arena_tensor(ctx, a, &L->u, EFF_F32, 3, sBTF));
+        EFF__TRY(eff_arena_tensor(ctx, a, &L->a, EFF_F32, 3, sBTF));
+    }
+    EFF__TRY(eff_arena_tensor(ctx, a, &A->res_out, EFF_F32, 3, sBTC));
+    EFF__TRY(eff_arena_tensor(ctx, a, &A->lnf, EFF_F32, 3, sBTC));
+    EFF__TRY(eff_arena_tensor(ctx, a, &A->lnf_mean, EFF_F32, 1, sBT));
+    EFF__TRY(eff_arena_tensor(ctx, a, &A->lnf_rstd, EFF_F32, 1, sBT));
+    EFF__TRY(eff_arena_tensor(ctx, a, &A->logits, EFF_F32, 3, sBTV));
+    EFF__TRY(eff_arena_tensor(ctx, a, &A->dres, EFF_F32, 3, sBTC));
+    EFF__TRY(eff_arena_tensor(ctx, a, &A->dtmp, EFF_F32, 3, sBTC));
+    EFF__TRY(eff_arena_tensor(ctx, a, &A->dln, EFF_F32, 3, sBTC));
+    EFF__TRY(eff_arena_tensor(ctx, a, &A->datt, EFF_F32, 3, sBTQ));
+    EFF__TRY(eff_arena_tensor(ctx, a, &A->dq, EFF_F32, 3, sBTQ));
+    EFF__TRY(eff_arena_tensor(ctx, a, &A->dk, EFF_F32, 3, sBTK));
+    EFF__TRY(eff_arena_tensor(ctx, a, &A->dv, EFF_F32, 3, sBTK));
+    EFF__TRY(eff_arena_tensor(ctx, a, &A->dh, EFF_F32, 3, sBTF));
+    if (c->arch == EFF_MODEL_LLAMA) EFF__TRY(eff_arena_tensor(ctx, a, &A->du, EFF_F32, 3, sBTF));
+    EFF__TRY(eff_arena_tensor(ctx, a, &A->da, EFF_F32, 3, sBTF));
+    EFF__TRY(eff_arena_tensor(ctx, a, &A->dlogits, EFF_F32, 3, sBTV));
+    return EFF_OK;
+}
+
+static eff_status eff__acts_ensure(eff_ctx *ctx, eff_model *m, int64_t B, int64_t T) {
+    eff_status s;
+    if (m->acts.arena.base && m->acts.B == B && m->acts.T == T) { eff_arena_rewind(&m->acts.arena); return eff__acts_layout(ctx, m, B, T); }
+    eff__model_free_acts(ctx, m);
+    m->acts.layers = (eff_model_layer_acts *)eff_ctx_calloc(ctx, (size_t)m->cfg.n_layers * sizeof(eff_model_layer_acts));
+    if (!m->acts.layers) return EFF_ERR_OOM;
+    eff_arena_init(&m->acts.arena);
+    s = eff__acts_layout(ctx, m, B, T);
+    if (s == EFF_OK) s = eff_arena_commit(ctx, &m->acts.arena);
+    if (s == EFF_OK) s = eff__acts_layout(ctx, m, B, T);
+    if (s != EFF_OK) { eff__model_free_acts(ctx, m); return s; }
+    m->acts.B = B; m->acts.T = T;
+    return EFF_OK;
+}
+
+/* [B, T, H*hd] buffer as [B, T, H, hd], and that as the [B, H, T, hd] view attention takes. */
+static eff_tensor eff__heads(const eff_tensor *t, int64_t H, int64_t hd) {
+    return eff_tensor_4d(t->data, EFF_F32, t->ne[0], t->ne[1], H, hd);
+}
+static eff_tensor eff__bhtd(const eff_tensor *t, int64_t H, int64_t hd) {
+    eff_tensor v = eff__heads(t, H, hd);
+    int64_t nb1 = v.nb[1], ne1 = v.ne[1];
+    v.ne[1] = v.ne[2]; v.nb[1] = v.nb[2];
+    v.ne[2] = ne1; v.nb[2] = nb1;
+    return v;
+}
+
+static eff_status eff__norm_fwd(eff_ctx *ctx, const eff_model *m, eff_tensor *y, eff_tensor *mean, eff_tensor *rstd,
+                                const eff_tensor *x, const eff_tensor *w, const eff_tensor *b) {
+    if (m->cfg.arch == EFF_MODEL_GPT2) return eff_layernorm_forward(ctx, y, mean, rstd, x, w, b, m->cfg.norm_eps);
+    return eff_rmsnorm_forward(ctx, y, rstd, x, w, m->cfg.norm_eps);
+}
+static eff_status eff__norm_bwd(eff_ctx *ctx, const eff_model *m, eff_tensor *dx, eff_tensor *dw, eff_tensor *db,
+                                const eff_tensor *dy, const eff_tensor *x, const eff_tensor *w, const eff_tensor *mean,
+                                const eff_tensor *rstd) {
+    if (m->cfg.arch == EFF_MODEL_GPT2) return eff_layernorm_backward(ctx, dx, dw->data ? dw : NULL, db->data ? db : NULL, dy, x, w, mean, rstd);
+    return eff_rmsnorm_backward(ctx, dx, dw->data ? dw : NULL, dy, x, w, rstd);
+}
+
+static eff_attn_opts eff__attn_opts(const eff_model *m) {
+    eff_attn_opts o = m->attn;
+    o.causal = 1;
+    return o;
+}
+
+static eff_rope_opts eff__rope_opts(const eff_model *m, int64_t pos_offset) {
+    eff_rope_opts r;
+    memset(&r, 0, sizeof r);
+    r.theta = m->cfg.rope_theta;
+    r.mode = m->cfg.rope_mode;
+    r.pos_offset = pos_offset;
+    return r;
+}
+
+/* ---------------------------------------------------------------------------
+   Forward
+   --------------------------------------------------------------------------- */
+static eff_status eff__layer_forward(eff_ctx *ctx, eff_model *m, int64_t l, eff_tensor *out) {
+    const eff_model_config *c = &m->cfg;
+    eff_model_layer *ly = &m->layers[l];
+    eff_model_layer_acts *L = &m->acts.layers[l];
+    int gpt2 = c->arch == EFF_MODEL_GPT2;
+    eff_tensor Q, K, V, O, q4, k4;
+    eff_attn_opts ao = eff__attn_opts(m);
+    EFF__TRY(eff__norm_fwd(ctx, m, &L->ln1, &L->ln1_mean, &L->ln1_rstd, &L->res, &ly->ln1_w, gpt2 ? &ly->ln1_b : NULL));
+    EFF__TRY(eff_model_linear_forward(ctx, &ly->q, &L->q, &L->ln1));
+    EFF__TRY(eff_model_linear_forward(ctx, &ly->k, &L->k, &L->ln1));
+    EFF__TRY(eff_model_linear_forward(ctx, &ly->v, &L->v, &L->ln1));
+    if (!gpt2) {
+        eff_rope_opts ro = eff__rope_opts(m, 0);
+        q4 = eff__heads(&L->q, c->n_heads, c->head_dim);
+        k4 = eff__heads(&L->k, c->n_kv_heads, c->head_dim);
+        EFF__TRY(eff_rope_forward(ctx, &q4, &q4, &ro));
+        EFF__TRY(eff_rope_forward(ctx, &k4, &k4, &ro));
+    }
+    Q = eff__bhtd(&L->q, c->n_heads, c->head_dim);
+    K = eff__bhtd(&L->k, c->n_kv_heads, c->head_dim);
+    V = eff__bhtd(&L->v, c->n_kv_heads, c->head_dim);
+    O = eff__bhtd(&L->att, c->n_heads, c->head_dim);
+    if (m->attn_impl == EFF_ATTN_IMPL_REF) EFF__TRY(eff_attn_ref_forward(ctx, &O, &L->lse, &Q, &K, &V, &ao));
+    else EFF__TRY(eff_attn_flash_forward(ctx, &O, &L->lse, &Q, &K, &V, &ao));
+    EFF__TRY(eff_model_linear_forward(ctx, &ly->o, &L->res2, &L->att));
+    EFF__TRY(eff_residual_forward(ctx, &L->res2, &L->res2, &L->res));
+    EFF__TRY(eff__norm_fwd(ctx, m, &L->ln2, &L->ln2_mean, &L->ln2_rstd, &L->res2, &ly->ln2_w, gpt2 ? &ly->ln2_b : NULL));
+    EFF__CHECK(ctx, c->n_experts == 0, EFF_ERR_UNSUPPORTED, "eff_model_forward: MoE layers are not built in this version");
+    if (gpt2) {
+        EFF__TRY(eff_model_linear_forward(ctx, &ly->ffn.up, &L->h, &L->ln2));
+        EFF__TRY(eff_gelu_forward(ctx, &L->a, &L->h));
+    } else {
+        EFF__TRY(eff_model_linear_forward(ctx, &ly->ffn.gate, &L->h, &L->ln2));
+        EFF__TRY(eff_model_linear_forward(ctx, &ly->ffn.up, &L->u, &L->ln2));
+        EFF__TRY(eff_swiglu_forward(ctx, &L->a, &L->h, &L->u));
+    }
+    EFF__TRY(eff_model_linear_forward(ctx, &ly->ffn.down, out, &L->a));
+    return eff_residual_forward(ctx, out, out, &L->res2);
+}
+
+EFFDEF eff_status eff_model_forward(eff_ctx *ctx, eff_model *m, const int32_t *tokens, const int32_t *targets, int64_t B, int64_t T,
+                                    float *loss) {
+    const eff_model_config *c;
+    eff_model_acts *A;
+    int64_t l, i;
+    EFF__CHECK_PTR(ctx, m);
+    EFF__CHECK_PTR(ctx, tokens);
+    EFF__CHECK(ctx, m->params != NULL, EFF_ERR_INVALID_ARG, "eff_model_forward: model is not built");
+    c = &m->cfg;
+    EFF__CHECK(ctx, B > 0 && T > 0, EFF_ERR_SHAPE, "eff_model_forward: B = %lld and T = %lld must be positive", (long long)B, (long long)T);
+    EFF__CHECK(ctx, T <= c->max_seq, EFF_ERR_SHAPE, "eff_model_forward: T = %lld exceeds max_seq %lld", (long long)T, (long long)c->max_seq);
+    for (i = 0; i < B * T; i++) {
+        EFF__CHECK(ctx, tokens[i] >= 0 && tokens[i] < c->vocab_size, EFF_ERR_INVALID_ARG,
+                   "eff_model_forward: tokens[%lld] = %d outside the vocabulary of %lld", (long long)i, (int)tokens[i], (long long)c->vocab_size);
+        EFF__CHECK(ctx, !targets || targets[i] == -100 || (targets[i] >= 0 && targets[i] < c->vocab_size), EFF_ERR_INVALID_ARG,
+                   "eff_model_forward: targets[%lld] = %d is neither -100 nor in the vocabulary", (long long)i, (int)targets[i]);
+    }
+    EFF__TRY(eff__acts_ensure(ctx, m, B, T));
+    A = &m->acts;
+    memcpy(A->tokens.data, tokens, (size_t)(B * T) * sizeof(int32_t));
+    A->has_targets = targets != NULL;
+    if (targets) memcpy(A->targets.data, targets, (size_t)(B * T) * sizeof(int32_t));
+    EFF__TRY(eff_embedding_forward(ctx, &A->layers[0].res, &A->tokens, &m->tok_emb));
+    if (c->arch == EFF_MODEL_GPT2) {
+        eff_tensor pos;
+        EFF__TRY(eff_tensor_slice(ctx, &pos, &m->pos_emb, 0, 0, T));
+        EFF__TRY(eff_add_forward(ctx, &A->layers[0].res, &A->layers[0].res, &pos));
+    }
+    for (l = 0; l < c->n_layers; l++)
+        EFF__TRY(eff__layer_forward(ctx, m, l, l + 1 < c->n_layers ? &A->layers[l + 1].res : &A->res_out));
+    EFF__TRY(eff__norm_fwd(ctx, m, &A->lnf, &A->lnf_mean, &A->lnf_rstd, &A->res_out, &m->lnf_w, c->arch == EFF_MODEL_GPT2 ? &m->lnf_b : NULL));
+    EFF__TRY(eff_model_linear_forward(ctx, &m->head, &A->logits, &A->lnf));
+    A->loss = 0.0f;
+    if (targets) {
+        eff_tensor lg = eff_tensor_2d(A->logits.data, EFF_F32, B * T, c->vocab_size), tg = eff_tensor_1d(A->targets.data, EFF_I32, B * T);
+        EFF__TRY(eff_cross_entropy_forward(ctx, NULL, &A->loss, &lg, &tg, NULL));
+    }
+    if (loss) *loss = A->loss;
+    return EFF_OK;
+}
+
+/* ---------------------------------------------------------------------------
+   Backward: the forward in reverse; dres carries the residual stream's gradient.
+   --------------------------------------------------------------------------- */
+/* dx (=) of a sum of linears reading the same x: the first writes, the rest add via tmp. */
+static eff_status eff__lin_bwd_acc(eff_ctx *ctx, eff_model_linear *l, eff_tensor *dx, eff_tensor *tmp, const eff_tensor *dy,
+                                   const eff_tensor *x, int first) {
+    if (first) return eff_model_linear_backward(ctx, l, dx, dy, x);
+    EFF__TRY(eff_model_linear_backward(ctx, l, tmp, dy, x));
+    return eff_residual_backward(ctx, dx, NULL, tmp);
+}
+
+static eff_status eff__layer_backward(eff_ctx *ctx, eff_model *m, int64_t l) {
+    const eff_model_config *c = &m->cfg;
+    eff_model_layer *ly = &m->layers[l];
+    eff_model_layer_acts *L = &m->acts.layers[l];
+    eff_model_acts *A = &m->acts;
+    int gpt2 = c->arch == EFF_MODEL_GPT2;
+    eff_tensor Q, K, V, O, dQ, dK, dV, dO;
+    eff_attn_opts ao = eff__attn_opts(m);
+    /* FFN: out = res2 + down(act(...)); dres is d out */
+    EFF__TRY(eff_model_linear_backward(ctx, &ly->ffn.down, &A->da, &A->dres, &L->a));
+    if (gpt2) {
+        EFF__TRY(eff_gelu_backward(ctx, &A->dh, &A->da, &L->h));
+        EFF__TRY(eff_model_linear_backward(ctx, &ly->ffn.up, &A->dln, &A->dh, &L->ln2));
+    } else {
+        EFF__TRY(eff_swiglu_backward(ctx, &A->dh, &A->du, &A->da, &L->h, &L->u));
+        EFF__TRY(eff__lin_bwd_acc(ctx, &ly->ffn.gate, &A->dln, &A->dtmp, &A->dh, &L->ln2, 1));
+        EFF__TRY(eff__lin_bwd_acc(ctx, &ly->ffn.up, &A->dln, &A->dtmp, &A->du, &L->ln2, 0));
+    }
+    EFF__TRY(eff__norm_bwd(ctx, m, &A->dtmp, &ly->d_ln2_w, &ly->d_ln2_b, &A->dln, &L->res2, &ly->ln2_w, &L->ln2_mean, &L->ln2_rstd));
+    EFF__TRY(eff_residual_backward(ctx, &A->dres, NULL, &A->dtmp));     /* dres is now d res2 */
+    /* attention: res2 = res + o(att) */
+    EFF__TRY(eff_model_linear_backward(ctx, &ly->o, &A->datt, &A->dres, &L->att));
+    Q = eff__bhtd(&L->q, c->n_heads, c->head_dim);
+    K = eff__bhtd(&L->k, c->n_kv_heads, c->head_dim);
+    V = eff__bhtd(&L->v, c->n_kv_heads, c->head_dim);
+    O = eff__bhtd(&L->att, c->n_heads, c->head_dim);
+    dQ = eff__bhtd(&A->dq, c->n_heads, c->head_dim);
+    dK = eff__bhtd(&A->dk, c->n_kv_heads, c->head_dim);
+    dV = eff__bhtd(&A->dv, c->n_kv_heads, c->head_dim);
+    dO = eff__bhtd(&A->datt, c->n_heads, c->head_dim);
+    if (m->attn_impl == EFF_ATTN_IMPL_REF) EFF__TRY(eff_attn_ref_backward(ctx, &dQ, &dK, &dV, &dO, &Q, &K, &V, &ao));
+    else EFF__TRY(eff_attn_flash_backward(ctx, &dQ, &dK, &dV, &dO, &Q, &K, &V, &O, &L->lse, &ao));
+    if (!gpt2) {
+        eff_rope_opts ro = eff__rope_opts(m, 0);
+        eff_tensor dq4 = eff__heads(&A->dq, c->n_heads, c->head_dim), dk4 = eff__heads(&A->dk, c->n_kv_heads, c->head_dim);
+        EFF__TRY(eff_rope_backward(ctx, &dq4, &dq4, &ro));
+        EFF__TRY(eff_rope_backward(ctx, &dk4, &dk4, &ro));
+    }
+    EFF__TRY(eff__lin_bwd_acc(ctx, &ly->q, &A->dln, &A->dtmp, &A->dq, &L->ln1, 1));
+    EFF__TRY(eff__lin_bwd_acc(ctx, &ly->k, &A->dln, &A->dtmp, &A->dk, &L->ln1, 0));
+    EFF__TRY(eff__lin_bwd_acc(ctx, &ly->v, &A->dln, &A->dtmp, &A->dv, &L->ln1, 0));
+    EFF__TRY(eff__norm_bwd(ctx, m, &A->dtmp, &ly->d_ln1_w, &ly->d_ln1_b, &A->dln, &L->res, &ly->ln1_w, &L->ln1_mean, &L->ln1_rstd));
+    return eff_residual_backward(ctx, &A->dres, NULL, &A->dtmp);        /* dres is now d res */
+}
+
+EFFDEF eff_status eff_model_backward(eff_ctx *ctx, eff_model *m) {
+    const eff_model_config *c;
+    eff_model_acts *A;
+    int64_t l, BT;
+    EFF__CHECK_PTR(ctx, m);
+    A = &m->acts;
+    c = &m->cfg;
+    EFF__CHECK(ctx, A->arena.base && A->has_targets, EFF_ERR_INVALID_ARG, "eff_model_backward: run eff_model_forward with targets first");
+    EFF__CHECK(ctx, m->grads.base != NULL, EFF_ERR_INVALID_ARG, "eff_model_backward: call eff_model_alloc_grads first");
+    BT = A->B * A->T;
+    {
+        eff_tensor lg = eff_tensor_2d(A->logits.data, EFF_F32, BT, c->vocab_size), dlg = eff_tensor_2d(A->dlogits.data, EFF_F32, BT, c->vocab_size);
+        eff_tensor tg = eff_tensor_1d(A->targets.data, EFF_I32, BT);
+        EFF__TRY(eff_cross_entropy_backward(ctx, &dlg, &lg, &tg, 0.0f, NULL));
+    }
+    EFF__TRY(eff_model_linear_backward(ctx, &m->head, &A->dln, &A->dlogits, &A->lnf));
+    EFF__TRY(eff__norm_bwd(ctx, m, &A->dres, &m->d_lnf_w, &m->d_lnf_b, &A->dln, &A->res_out, &m->lnf_w, &A->lnf_mean, &A->lnf_rstd));
+    for (l = c->n_layers - 1; l >= 0; l--) EFF__TRY(eff__layer_backward(ctx, m, l));
+    EFF__TRY(eff_embedding_backward(ctx, &m->d_tok_emb, &A->dres, &A->tokens));
+    if (c->arch == EFF_MODEL_GPT2 && m->d_pos_emb.data) {
+        int64_t b, t, j;
+        for (b = 0; b < A->B; b++)
+            for (t = 0; t < A->T; t++) {
+                const float *g = (const float *)A->dres.data + (b * A->T + t) * c->dim;
+                float *d = (float *)m->d_pos_emb.data + t * c->dim;
+                for (j = 0; j < c->dim; j++) d[j] += g[j];
+            }
+    }
+    return EFF_OK;
+}
+
+/* ---------------------------------------------------------------------------
+   HF checkpoints. Each HF tensor is the concatenation (along rows) of up to three
+   eff tensors, stored transposed for GPT-2's Conv1D layers.
+   --------------------------------------------------------------------------- */
+typedef struct { const eff_tensor *w[3]; const eff_tensor *g[3]; int n; int transpose; } eff__hf_map;
+
+static void eff__hf_set(eff__hf_map *mp, int transpose, const eff_tensor *w0, const eff_tensor *g0, const eff_tensor *w1,
+                        const eff_tensor *g1, const eff_tensor *w2, const eff_tensor *g2) {
+    mp->w[0] = w0; mp->g[0] = g0; mp->w[1] = w1; mp->g[1] = g1; mp->w[2] = w2; mp->g[2] = g2;
+    mp->n = w2 ? 3 : w1 ? 2 : 1;
+    mp->transpose = transpose;
+}
+
+/* The i-th HF tensor: its name and where its values live. 0 when i is past the end. */
+static int eff__hf_entry(const eff_model *m, int64_t i, char *name, size_t size, eff__hf_map *mp) {
+    const eff_model_config *c = &m->cfg;
+    int64_t per, l, k;
+    const eff_model_layer *ly;
+    if (i < 0) return 0;
+    if (c->arch == EFF_MODEL_GPT2) {
+        per = 12;
+        if (i == 0) { snprintf(name, size, "transformer.wte.weight"); eff__hf_set(mp, 0, &m->tok_emb, &m->d_tok_emb, 0, 0, 0, 0); return 1; }
+        if (i == 1) { snprintf(name, size, "transformer.wpe.weight"); eff__hf_set(mp, 0, &m->pos_emb, &m->d_pos_emb, 0, 0, 0, 0); return 1; }
+        i -= 2;
+        if (i < c->n_layers * per) {
+            static const char *nm[12] = {"ln_1.weight", "ln_1.bias", "attn.c_attn.weight", "attn.c_attn.bias", "attn.c_proj.weight",
+                                         "attn.c_proj.bias", "ln_2.weight", "ln_2.bias", "mlp.c_fc.weight", "mlp.c_fc.bias",
+                                         "mlp.c_proj.weight", "mlp.c_proj.bias"};
+            l = i / per; k = i % per; ly = &m->layers[l];
+            snprintf(name, size, "transformer.h.%lld.%s", (long long)l, nm[k]);
+            switch (k) {
+            case 0: eff__hf_set(mp, 0, &ly->ln1_w, &ly->d_ln1_w, 0, 0, 0, 0); break;
+            case 1: eff__hf_set(mp, 0, &ly->ln1_b, &ly->d_ln1_b, 0, 0, 0, 0); break;
+            case 2: eff__hf_set(mp, 1, &ly->q.W, &ly->q.dW, &ly->k.W, &ly->k.dW, &ly->v.W, &ly->v.dW); break;
+            case 3: eff__hf_set(mp, 0, &ly->q.b, &ly->q.db, &ly->k.b, &ly->k.db, &ly->v.b, &ly->v.db); break;
+            case 4: eff__hf_set(mp, 1, &ly->o.W, &ly->o.dW, 0, 0, 0, 0); break;
+            case 5: eff__hf_set(mp, 0, &ly->o.b, &ly->o.db, 0, 0, 0, 0); break;
+            case 6: eff__hf_set(mp, 0, &ly->ln2_w, &ly->d_ln2_w, 0, 0, 0, 0); break;
+            case 7: eff__hf_set(mp, 0, &ly->ln2_b, &ly->d_ln2_b, 0, 0, 0, 0); break;
+            case 8: eff__hf_set(mp, 1, &ly->ffn.up.W, &ly->ffn.up.dW, 0, 0, 0, 0); break;
+            case 9: eff__hf_set(mp, 0, &ly->ffn.up.b, &ly->ffn.up.db, 0, 0, 0, 0); break;
+            case 10: eff__hf_set(mp, 1, &ly->ffn.down.W, &ly->ffn.down.dW, 0, 0, 0, 0); break;
+            default: eff__hf_set(mp, 0, &ly->ffn.down.b, &ly->ffn.down.db, 0, 0, 0, 0); break;
+            }
+            return 1;
+        }
+        i -= c->n_layers * per;
+        if (i == 0) { snprintf(name, size, "transformer.ln_f.weight"); eff__hf_set(mp, 0, &m->lnf_w, &m->d_lnf_w, 0, 0, 0, 0); return 1; }
+        if (i == 1) { snprintf(name, size, "transformer.ln_f.bias"); eff__hf_set(mp, 0, &m->lnf_b, &m->d_lnf_b, 0, 0, 0, 0); return 1; }
+        i -= 2;
+    } else {
+        per = c->n_experts ? 4 + 1 + 3 * c->n_experts + 2 : 9;
+        if (i == 0) { snprintf(name, size, "model.embed_tokens.weight"); eff__hf_set(mp, 0, &m->tok_emb, &m->d_tok_emb, 0, 0, 0, 0); return 1; }
+        i -= 1;
+        if (i < c->n_layers * per) {
+            l = i / per; k = i % per; ly = &m->layers[l];
+            if (k == 0) { snprintf(name, size, "model.layers.%lld.input_layernorm.weight", (long long)l); eff__hf_set(mp, 0, &ly->ln1_w, &ly->d_ln1_w, 0, 0, 0, 0); }
+            else if (k <= 4) {
+                const eff_model_linear *lin = k == 1 ? &ly->q : k == 2 ? &ly->k : k == 3 ? &ly->v : &ly->o;
+                snprintf(name, size, "model.layers.%lld.self_attn.%c_proj.weight", (long long)l, "qkvo"[k - 1]);
+                eff__hf_set(mp, 0, &lin->W, &lin->dW, 0, 0, 0, 0);
+            } else if (k == 5) { snprintf(name, size, "model.layers.%lld.post_attention_layernorm.weight", (long long)l); eff__hf_set(mp, 0, &ly->ln2_w, &ly->d_ln2_w, 0, 0, 0, 0); }
+            else if (!c->n_experts) {
+                const eff_model_linear *lin = k == 6 ? &ly->ffn.gate : k == 7 ? &ly->ffn.up : &ly->ffn.down;
+                snprintf(name, size, "model.layers.%lld.mlp.%s_proj.weight", (long long)l, k == 6 ? "gate" : k == 7 ? "up" : "down");
+                eff__hf_set(mp, 0, &lin->W, &lin->dW, 0, 0, 0, 0);
+            } else if (k == 6) {   /* Mixtral names: gate = router, experts w1 (gate), w2 (down), w3 (up) */
+                snprintf(name, size, "model.layers.%lld.block_sparse_moe.gate.weight", (long long)l);
+                eff__hf_set(mp, 0, &ly->router.W, &ly->router.dW, 0, 0, 0, 0);
+            } else {
+                int64_t e = (k - 7) / 3, w = (k - 7) % 3;
+                const eff_model_linear *lin = w == 0 ? &ly->experts[e].gate : w == 1 ? &ly->experts[e].down : &ly->experts[e].up;
+                snprintf(name, size, "model.layers.%lld.block_sparse_moe.experts.%lld.w%d.weight", (long long)l, (long long)e, (int)w + 1);
+                eff__hf_set(mp, 0, &lin->W, &lin->dW, 0, 0, 0, 0);
+            }
+            if (k >= per - 2 && c->n_experts) return 0;   /* unused tail slots */
+            return 1;
+        }
+        i -= c->n_layers * per;
+        if (i == 0) { snprintf(name, size, "model.norm.weight"); eff__hf_set(mp, 0, &m->lnf_w, &m->d_lnf_w, 0, 0, 0, 0); return 1; }
+        i -= 1;
+    }
+    if (i == 0 && !c->tie_embeddings) { snprintf(name, size, "lm_head.weight"); eff__hf_set(mp, 0, &m->head.W, &m->head.dW, 0, 0, 0, 0); return 1; }
+    return 0;
+}
+
+EFFDEF eff_status eff_model_hf_names(const eff_model *m, int64_t i, char *name, size_t size) {
+    eff__hf_map mp;
+    char tmp[128];
+    if (!m || !m->params) return EFF_ERR_INVALID_ARG;
+    if (!eff__hf_entry(m, i, tmp, sizeof tmp, &mp)) return EFF_ERR_NOT_FOUND;
+    if (name && size) snprintf(name, size, "%s", tmp);
+    return EFF_OK;
+}
+
+/* HF shape of a map: [sum rows, cols], transposed for Conv1D; 1-D for vectors. */
+static int eff__hf_shape(const eff__hf_map *mp, int64_t ne[2]) {
+    int p, nd = mp->w[0]->ndim;
+    int64_t rows = 0;
+    for (p = 0; p < mp->n; p++) rows += mp->w[p]->ne[0];
+    if (nd == 1) { ne[0] = rows; ne[1] = 1; return 1; }
+    if (mp->transpose) { ne[0] = mp->w[0]->ne[1]; ne[1] = rows; } else { ne[0] = rows; ne[1] = mp->w[0]->ne[1]; }
+    return 2;
+}
+
+/* Copies between the eff tensors of a map and one HF-layout f32 buffer. */
+static eff_status eff__hf_copy(eff_ctx *ctx, const eff__hf_map *mp, int grads, float *hf, int to_hf) {
+    int64_t ne[2], off = 0, r, col, total_rows;
+    int p, nd = eff__hf_shape(mp, ne);
+    total_rows = mp->transpose ? ne[1] : ne[0];
+    for (p = 0; p < mp->n; p++) {
+        const eff_tensor *t = grads ? mp->g[p] : mp->w[p];
+        int64_t rows = mp->w[p]->ne[0], cols = nd == 1 ? 1 : mp->w[p]->ne[1];
+        const eff_dtype_traits *tr;
+        float *row;
+        EFF__CHECK(ctx, t && t->data, EFF_ERR_INVALID_ARG, "HF copy: %s are not allocated", grads ? "gradients" : "weights");
+        tr = eff_ctx_dtype(ctx, t->dtype);
+        EFF__CHECK(ctx, tr && (to_hf ? tr->to_float != NULL : tr->from_float != NULL), EFF_ERR_DTYPE,
+                   "HF copy: no conversion for dtype %s", tr ? tr->name : "?");
+        row = (float *)eff_ctx_alloc(ctx, (size_t)cols * sizeof(float));
+        if (!row) return EFF_ERR_OOM;
+        for (r = 0; r < rows; r++) {
+            char *tr_row = (char *)t->data + (nd == 1 ? r * t->nb[0] : r * t->nb[0]);
+            if (to_hf) {
+                if (nd == 1) tr->to_float(tr_row, row, 1); else tr->to_float(tr_row, row, cols);
+                for (col = 0; col < cols; col++) {
+                    if (nd == 1) hf[off + r] = row[0];
+                    else if (mp->transpose) hf[col * total_rows + off + r] = row[col];
+                    else hf[(off + r) * cols + col] = row[col];
+                }
+            } else {
+                for (col = 0; col < cols; col++) {
+                    if (nd == 1) row[0] = hf[off + r];
+                    else if (mp->transpose) row[col] = hf[col * total_rows + off + r];
+                    else row[col] = hf[(off + r) * cols + col];
+                }
+                tr->from_float(row, tr_row, nd == 1 ? 1 : cols);
+            }
+        }
+        eff_ctx_free(ctx, row);
+        off += rows;
+    }
+    return EFF_OK;
+}
+
+static eff_status eff__hf_find(const eff_model *m, const char *hf_name, eff__hf_map *mp) {
+    int64_t i;
+    char nm[128];
+    for (i = 0; eff__hf_entry(m, i, nm, sizeof nm, mp); i++)
+        if (strcmp(nm, hf_name) == 0) return EFF_OK;
+    return EFF_ERR_NOT_FOUND;
+}
+
+EFFDEF eff_status eff_model_export_hf_tensor(eff_ctx *ctx, const eff_model *m, const char *hf_name, int grads, float *out, int64_t *n) {
+    eff__hf_map mp;
+    int64_t ne[2];
+    int nd;
+    EFF__CHECK_PTR(ctx, m);
+    EFF__CHECK_PTR(ctx, hf_name);
+    if (eff__hf_find(m, hf_name, &mp) != EFF_OK) return eff_ctx_error(ctx, EFF_ERR_NOT_FOUND, "eff_model_export_hf_tensor: no tensor '%s'", hf_name);
+    nd = eff__hf_shape(&mp, ne);
+    if (n) *n = nd == 1 ? ne[0] : ne[0] * ne[1];
+    if (!out) return EFF_OK;
+    return eff__hf_copy(ctx, &mp, grads, out, 1);
+}
+
+static eff_status eff__read_text(eff_ctx *ctx, const char *dir, const char *file, eff_file_map *fm, char *path, size_t psize) {
+    snprintf(path, psize, "%s/%s", dir, file);
+    return eff_file_map_open(ctx, path, fm);
+}
+
+EFFDEF eff_status eff_model_config_from_hf(eff_ctx *ctx, eff_model_config *c, const char *text, int64_t len) {
+    eff_json js;
+    const eff_json_node *r, *rp;
+    const char *mt, *act;
+    eff_status s = EFF_OK;
+    EFF__CHECK_PTR(ctx, c);
+    EFF__TRY(eff_json_parse(ctx, &js, text, len, 0));
+    r = eff_json_root(&js);
+    memset(c, 0, sizeof *c);
+    mt = r && r->type == EFF_JSON_OBJECT ? eff_json_get_string(&js, r, "model_type", NULL) : NULL;
+    if (!mt) s = eff_ctx_error(ctx, EFF_ERR_FORMAT, "config.json: no \"model_type\"");
+    else if (strcmp(mt, "gpt2") == 0) {
+        c->arch = EFF_MODEL_GPT2;
+        c->vocab_size = eff_json_get_int(&js, r, "vocab_size", 0);
+        c->max_seq = eff_json_get_int(&js, r, "n_positions", 1024);
+        c->dim = eff_json_get_int(&js, r, "n_embd", 0);
+        c->n_layers = eff_json_get_int(&js, r, "n_layer", 0);
+        c->n_heads = eff_json_get_int(&js, r, "n_head", 0);
+        c->hidden_dim = eff_json_get_int(&js, r, "n_inner", 0);
+        c->norm_eps = (float)eff_json_get_number(&js, r, "layer_norm_epsilon", 1e-5);
+        c->tie_embeddings = eff_json_get_bool(&js, r, "tie_word_embeddings", 1);
+        act = eff_json_get_string(&js, r, "activation_function", "gelu_new");
+        if (strcmp(act, "gelu_new") != 0 && strcmp(act, "gelu_pytorch_tanh") != 0)
+            s = eff_ctx_error(ctx, EFF_ERR_UNSUPPORTED, "config.json: activation_function \"%s\" (eff implements the tanh GELU)", act);
+    } else if (strcmp(mt, "llama") == 0 || strcmp(mt, "mixtral") == 0) {
+        c->arch = EFF_MODEL_LLAMA;
+        c->vocab_size = eff_json_get_int(&js, r, "vocab_size", 0);
+        c->max_seq = eff_json_get_int(&js, r, "max_position_embeddings", 2048);
+        c->dim = eff_json_get_int(&js, r, "hidden_size", 0);
+        c->n_layers = eff_json_get_int(&js, r, "num_hidden_layers", 0);
+        c->n_heads = eff_json_get_int(&js, r, "num_attention_heads", 0);
+        c->n_kv_heads = eff_json_get_int(&js, r, "num_key_value_heads", 0);
+        c->head_dim = eff_json_get_int(&js, r, "head_dim", 0);
+        c->hidden_dim = eff_json_get_int(&js, r, "intermediate_size", 0);
+        c->norm_eps = (float)eff_json_get_number(&js, r, "rms_norm_eps", 1e-6);
+        rp = eff_json_get(&js, r, "rope_parameters");
+        if (!rp) rp = eff_json_get(&js, r, "rope_scaling");
+        c->rope_theta = (float)eff_json_get_number(&js, r, "rope_theta", rp ? eff_json_get_number(&js, rp, "rope_theta", 10000.0) : 10000.0);
+        c->rope_mode = EFF_ROPE_NEOX;
+        c->tie_embeddings = eff_json_get_bool(&js, r, "tie_word_embeddings", 0);
+        c->n_experts = eff_json_get_int(&js, r, "num_local_experts", 0);
+        c->top_k = eff_json_get_int(&js, r, "num_experts_per_tok", c->n_experts ? 2 : 0);
+        c->aux_loss_coef = (float)eff_json_get_number(&js, r, "router_aux_loss_coef", 0.0);
+        if (rp && eff_json_get_string(&js, rp, "rope_type", "default") && strcmp(eff_json_get_string(&js, rp, "rope_type", "default"), "default") != 0)
+            s = eff_ctx_error(ctx, EFF_ERR_UNSUPPORTED, "config.json: rope_type \"%s\" is not implemented", eff_json_get_string(&js, rp, "rope_type", ""));
+        if (eff_json_get_bool(&js, r, "attention_bias", 0) || eff_json_get_bool(&js, r, "mlp_bias", 0))
+            s = eff_ctx_error(ctx, EFF_ERR_UNSUPPORTED, "config.json: Llama with biases is not implemented");
+        act = eff_json_get_string(&js, r, "hidden_act", "silu");
+        if (strcmp(act, "silu") != 0) s = eff_ctx_error(ctx, EFF_ERR_UNSUPPORTED, "config.json: hidden_act \"%s\" (eff implements SiLU)", act);
+    } else {
+        s = eff_ctx_error(ctx, EFF_ERR_UNSUPPORTED, "config.json: model_type \"%s\" (eff knows gpt2, llama, mixtral)", mt);
+    }
+    eff_json_free(ctx, &js);
+    if (s == EFF_OK) s = eff_model_config_check(ctx, c);
+    return s;
+}
+
+static int eff__hf_ignorable(const char *name) {
+    return eff__ends_with(name, ".attn.bias") || eff__ends_with(name, ".attn.masked_bias") || eff__ends_with(name, "rotary_emb.inv_freq");
+}
+
+EFFDEF eff_status eff_model_load_hf(eff_ctx *ctx, eff_model *m, const char *dir) {
+    eff_file_map fm;
+    eff_safetensors st;
+    eff_model_config c;
+    char path[1024], nm[160];
+    eff__hf_map mp;
+    eff_status s;
+    int64_t i, matched = 0;
+    EFF__CHECK_PTR(ctx, m);
+    EFF__CHECK_PTR(ctx, dir);
+    memset(m, 0, sizeof *m);
+    EFF__TRY(eff__read_text(ctx, dir, "config.json", &fm, path, sizeof path));
+    s = eff_model_config_from_hf(ctx, &c, (const char *)fm.data, fm.size);
+    eff_file_map_close(ctx, &fm);
+    EFF__TRY(s);
+    snprintf(path, sizeof path, "%s/model.safetensors", dir);
+    EFF__TRY(eff_safetensors_open(ctx, &st, path));
+    s = eff__model_build(ctx, m, &c);
+    for (i = 0; s == EFF_OK && eff__hf_entry(m, i, nm, sizeof nm, &mp); i++) {
+        const eff_safetensors_entry *e = eff_safetensors_find(&st, nm);
+        int64_t ne[2], n;
+        int nd = eff__hf_shape(&mp, ne);
+        float *buf;
+        if (!e && strncmp(nm, "transformer.", 12) == 0) e = eff_safetensors_find(&st, nm + 12);   /* openai-community/gpt2 keys */
+        if (!e) { s = eff_ctx_error(ctx, EFF_ERR_NOT_FOUND, "%s: missing tensor '%s' (config.json says %lld layers)", path, nm, (long long)c.n_layers); break; }
+        if (e->tensor.ndim != nd || e->tensor.ne[0] != ne[0] || (nd == 2 && e->tensor.ne[1] != ne[1])) {
+            s = eff_ctx_error(ctx, EFF_ERR_SHAPE, "%s: '%s' has shape [%lld%s%lld] but config.json implies [%lld%s%lld]", path, nm,
+                              (long long)e->tensor.ne[0], e->tensor.ndim > 1 ? ", " : "", e->tensor.ndim > 1 ? (long long)e->tensor.ne[1] : 0LL,
+                              (long long)ne[0], nd > 1 ? ", " : "", nd > 1 ? (long long)ne[1] : 0LL);
+            if (e->tensor.ndim <= 1 && nd <= 1) { /* message already complete */ }
+            break;
+        }
+        n = nd == 1 ? ne[0] : ne[0] * ne[1];
+        buf = (float *)eff_ctx_alloc(ctx, (size_t)n * sizeof(float));
+        if (!buf) { s = EFF_ERR_OOM; break; }
+        {
+            eff_tensor dst = eff_tensor_1d(buf, EFF_F32, n), src = e->tensor;
+            eff_tensor flat;
+            s = eff_tensor_reshape(ctx, &flat, &src, 1, &n);
+            if (s == EFF_OK) s = eff_tensor_copy(ctx, &dst, &flat);
+            if (s != EFF_OK) s = eff_ctx_error(ctx, s, "%s: cannot read '%s' (%s): %s", path, nm, eff_dtype_name(e->tensor.dtype), eff_ctx_last_error(ctx));
+        }
+        if (s == EFF_OK) s = eff__hf_copy(ctx, &mp, 0, buf, 0);
+        eff_ctx_free(ctx, buf);
+        matched++;
+    }
+    for (i = 0; s == EFF_OK && i < st.n_entries; i++) {   /* nothing unexpected may remain */
+        const char *en = st.entries[i].name;
+        char full[200];
+        if (eff__hf_ignorable(en)) continue;
+        if (eff__hf_find(m, en, &mp) == EFF_OK) continue;
+        snprintf(full, sizeof full, "transformer.%s", en);
+        if (m->cfg.arch == EFF_MODEL_GPT2 && eff__hf_find(m, full, &mp) == EFF_OK) continue;
+        if (m->cfg.tie_embeddings && strcmp(en, "lm_head.weight") == 0) continue;   /* tied copy */
+        s = eff_ctx_error(ctx, EFF_ERR_FORMAT, "%s: unexpected tensor '%s' for this config (%lld layers)", path, en, (long long)m->cfg.n_layers);
+    }
+    eff_safetensors_close(ctx, &st);
+    if (s != EFF_OK) { eff_model_free(ctx, m); return s; }
+    (void)matched;
+    return EFF_OK;
+}
+
+EFFDEF eff_status eff_model_save_hf(eff_ctx *ctx, const eff_model *m, const char *dir) {
+    const eff_model_config *c;
+    eff_json_writer jw;
+    eff_file_writer fw;
+    eff_tensor *ts = NULL;
+    char (*names)[128] = NULL;
+    char path[1024];
+    int64_t n = 0, i;
+    eff__hf_map mp;
+    eff_status s = EFF_OK;
+    const char *txt;
+    size_t tlen = 0;
+    EFF__CHECK_PTR(ctx, m);
+    EFF__CHECK_PTR(ctx, dir);
+    c = &m->cfg;
+#ifdef EFF__POSIX
+    if (mkdir(dir, 0755) != 0 && errno != EEXIST) return eff_ctx_error(ctx, EFF_ERR_IO, "cannot create directory '%s': %s", dir, strerror(errno));
+#endif
+    eff_jsonw_init(ctx, &jw, 1);
+    eff_jsonw_begin_object(&jw);
+    if (c->arch == EFF_MODEL_GPT2) {
+        eff_jsonw_key(&jw, "architectures"); eff_jsonw_begin_array(&jw); eff_jsonw_string(&jw, "GPT2LMHeadModel"); eff_jsonw_end_array(&jw);
+        eff_jsonw_key(&jw, "model_type"); eff_jsonw_string(&jw, "gpt2");
+        eff_jsonw_key(&jw, "vocab_size"); eff_jsonw_int(&jw, c->vocab_size);
+        eff_jsonw_key(&jw, "n_positions"); eff_jsonw_int(&jw, c->max_seq);
+        eff_jsonw_key(&jw, "n_embd"); eff_jsonw_int(&jw, c->dim);
+        eff_jsonw_key(&jw, "n_layer"); eff_jsonw_int(&jw, c->n_layers);
+        eff_jsonw_key(&jw, "n_head"); eff_jsonw_int(&jw, c->n_heads);
+        eff_jsonw_key(&jw, "n_inner"); eff_jsonw_int(&jw, c->hidden_dim);
+        eff_jsonw_key(&jw, "activation_function"); eff_jsonw_string(&jw, "gelu_new");
+        eff_jsonw_key(&jw, "layer_norm_epsilon"); eff_jsonw_number(&jw, c->norm_eps);
+    } else {
+        eff_jsonw_key(&jw, "architectures"); eff_jsonw_begin_array(&jw);
+        eff_jsonw_string(&jw, c->n_experts ? "MixtralForCausalLM" : "LlamaForCausalLM"); eff_jsonw_end_array(&jw);
+        eff_jsonw_key(&jw, "model_type"); eff_jsonw_string(&jw, c->n_experts ? "mixtral" : "llama");
+        eff_jsonw_key(&jw, "vocab_size"); eff_jsonw_int(&jw, c->vocab_size);
+        eff_jsonw_key(&jw, "max_position_embeddings"); eff_jsonw_int(&jw, c->max_seq);
+        eff_jsonw_key(&jw, "hidden_size"); eff_jsonw_int(&jw, c->dim);
+        eff_jsonw_key(&jw, "intermediate_size"); eff_jsonw_int(&jw, c->hidden_dim);
+        eff_jsonw_key(&jw, "num_hidden_layers"); eff_jsonw_int(&jw, c->n_layers);
+        eff_jsonw_key(&jw, "num_attention_heads"); eff_jsonw_int(&jw, c->n_heads);
+        eff_jsonw_key(&jw, "num_key_value_heads"); eff_jsonw_int(&jw, c->n_kv_heads);
+        eff_jsonw_key(&jw, "head_dim"); eff_jsonw_int(&jw, c->head_dim);
+        eff_jsonw_key(&jw, "rms_norm_eps"); eff_jsonw_number(&jw, c->norm_eps);
+        eff_jsonw_key(&jw, "rope_theta"); eff_jsonw_number(&jw, c->rope_theta);
+        eff_jsonw_key(&jw, "hidden_act"); eff_jsonw_string(&jw, "silu");
+        if (c->n_experts) {
+            eff_jsonw_key(&jw, "num_local_experts"); eff_jsonw_int(&jw, c->n_experts);
+            eff_jsonw_key(&jw, "num_experts_per_tok"); eff_jsonw_int(&jw, c->top_k);
+        }
+    }
+    eff_jsonw_key(&jw, "tie_word_embeddings"); eff_jsonw_bool(&jw, c->tie_embeddings);
+    eff_jsonw_key(&jw, "torch_dtype"); eff_jsonw_string(&jw, "float32");
+    eff_jsonw_end_object(&jw);
+    txt = eff_jsonw_finish(&jw, &tlen);
+    snprintf(path, sizeof path, "%s/config.json", dir);
+    if (!txt) s = eff_ctx_error(ctx, EFF_ERR_OOM, "eff_model_save_hf: config JSON failed");
+    if (s == EFF_OK) s = eff_file_writer_open(ctx, &fw, path);
+    if (s == EFF_OK) {
+        s = eff_file_writer_write(ctx, &fw, txt, tlen);
+        if (s == EFF_OK) s = eff_file_writer_write(ctx, &fw, "\n", 1);
+        if (s == EFF_OK) s = eff_file_writer_commit(ctx, &fw); else eff_file_writer_abort(ctx, &fw);
+    }
+    eff_jsonw_free(&jw);
+    EFF__TRY(s);
+    while (eff__hf_entry(m, n, path, sizeof path, &mp)) n++;
+    ts = (eff_tensor *)eff_ctx_calloc(ctx, (size_t)n * sizeof(eff_tensor));
+    names = (char (*)[128])eff_ctx_calloc(ctx, (size_t)n * 128);
+    if (!ts || !names) s = EFF_ERR_OOM;
+    for (i = 0; s == EFF_OK && i < n; i++) {
+        int64_t ne[2];
+        int nd;
+        eff__hf_entry(m, i, names[i], 128, &mp);
+        nd = eff__hf_shape(&mp, ne);
+        s = eff_tensor_alloc(ctx, &ts[i], EFF_F32, nd, ne);
+        if (s == EFF_OK) s = eff__hf_copy(ctx, &mp, 0, (float *)ts[i].data, 1);
+        ts[i].name = names[i];
+    }
+    snprintf(path, sizeof path, "%s/model.safetensors", dir);
+    if (s == EFF_OK) {
+        const char *meta[2] = {"format", "pt"};
+        s = eff_safetensors_write(ctx, path, ts, n, meta, 1);
+    }
+    for (i = 0; ts && i < n; i++) eff_tensor_free(ctx, &ts[i]);
+    eff_ctx_free(ctx, ts);
+    eff_ctx_free(ctx, (void *)names);
+    return s;
+}
+
+/* ---------------------------------------------------------------------------
+   Counting
+   --------------------------------------------------------------------------- */
+EFFDEF void eff_model_count(const eff_model_config *cin, int64_t T, eff_model_counts *o) {
+    eff_model_config c = *cin;
+    int64_t qd, kvd, ffn_mats;
+    int gpt2;
+    memset(o, 0, sizeof *o);
+    if (eff_model_config_check(NULL, &c) != EFF_OK) return;
+    gpt2 = c.arch == EFF_MODEL_GPT2;
+    qd = c.n_heads * c.head_dim; kvd = c.n_kv_heads * c.head_dim;
+    ffn_mats = gpt2 ? 2 : 3;
+    o->embedding = c.vocab_size * c.dim + (gpt2 ? c.max_seq * c.dim : 0);
+    o->attention = c.n_layers * (c.dim * qd * 2 + c.dim * kvd * 2 + (gpt2 ? qd + 2 * kvd + c.dim : 0));
+    o->mlp = c.n_layers * (c.n_experts ? c.n_experts : 1) * (ffn_mats * c.dim * c.hidden_dim + (gpt2 ? c.hidden_dim + c.dim : 0));
+    if (c.n_experts) o->mlp += c.n_layers * c.n_experts * c.dim;
+    o->norms = (2 * c.n_layers + 1) * c.dim * (gpt2 ? 2 : 1);
+    o->head = c.tie_embeddings ? 0 : c.vocab_size * c.dim;
+    o->total = o->embedding + o->attention + o->mlp + o->norms + o->head;
+    o->flops_attn_proj = 2.0 * (double)c.n_layers * (double)(c.dim * qd * 2 + c.dim * kvd * 2);
+    o->flops_attn_scores = 2.0 * 2.0 * (double)c.n_layers * (double)T * (double)qd;   /* QK^T and PV over T keys */
+    o->flops_mlp = 2.0 * (double)c.n_layers * (double)(c.n_experts ? c.top_k : 1) * (double)(ffn_mats * c.dim * c.hidden_dim);
+    o->flops_head = 2.0 * (double)c.vocab_size * (double)c.dim;
+    o->flops_total = o->flops_attn_proj + o->flops_attn_scores + o->flops_mlp + o->flops_head;
+}
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* EFF_MODEL_IMPLEMENTATION */

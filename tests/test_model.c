@@ -1,0 +1,221 @@
+/* test_model.c - the reference transformer against PyTorch (transformers): logits,
+   loss and every parameter gradient of a tiny GPT-2 and a tiny Llama (GQA, untied
+   head), 5 AdamW steps, save/load round trips, and malformed checkpoints.
+   Fixtures: tools/gen_model_fixtures.py -> tests/fixtures/model/. */
+#define EFF_IMPLEMENTATION
+#include "eff_model.h"
+#include "eff_test.h"
+
+#ifndef FIXTURES
+#define FIXTURES "tests/fixtures/model"
+#endif
+
+static const float *st_f32(const eff_safetensors *st, const char *name, int64_t *n) {
+    const eff_safetensors_entry *e = eff_safetensors_find(st, name);
+    if (!e || e->tensor.dtype != EFF_F32) return NULL;
+    if (n) *n = eff_tensor_nelements(&e->tensor);
+    return (const float *)e->tensor.data;
+}
+
+static double nmse_ff(const float *a, const float *b, int64_t n) { return eff_test_nmse_ff(a, b, n); }
+
+/* Forward + backward against the state file; then 5 AdamW steps against PyTorch's losses. */
+static void check_fixture(eff_ctx *ctx, const char *name, int attn_impl) {
+    char dir[256], path[300];
+    eff_model m;
+    eff_safetensors st;
+    const eff_safetensors_entry *tok, *tgt;
+    const float *ref_logits, *ref_loss, *ref_adam;
+    int64_t B, T, n, i;
+    float loss;
+    eff_status s;
+    snprintf(dir, sizeof dir, "%s/%s", FIXTURES, name);
+    snprintf(path, sizeof path, "%s/state.safetensors", dir);
+    s = eff_model_load_hf(ctx, &m, dir);
+    EFF_CHECK_STATUS(ctx, s, EFF_OK, "load_hf");
+    if (s) return;
+    m.attn_impl = attn_impl;
+    s = eff_safetensors_open(ctx, &st, path);
+    EFF_CHECK_STATUS(ctx, s, EFF_OK, "open state file");
+    if (s) { eff_model_free(ctx, &m); return; }
+    EFF_CHECK(eff_safetensors_meta(&st, "format") && strcmp(eff_safetensors_meta(&st, "format"), "eff-state") == 0 &&
+              strcmp(eff_safetensors_meta(&st, "version"), "1") == 0, "%s: state file format eff-state v1", name);
+    tok = eff_safetensors_find(&st, "tokens");
+    tgt = eff_safetensors_find(&st, "targets");
+    B = tok->tensor.ne[0]; T = tok->tensor.ne[1];
+    ref_logits = st_f32(&st, "logits", &n);
+    ref_loss = st_f32(&st, "loss", NULL);
+    ref_adam = st_f32(&st, "adamw_losses", NULL);
+    EFF_CHECK_STATUS(ctx, eff_model_alloc_grads(ctx, &m), EFF_OK, "alloc grads");
+    s = eff_model_forward(ctx, &m, (const int32_t *)tok->tensor.data, (const int32_t *)tgt->tensor.data, B, T, &loss);
+    EFF_CHECK_STATUS(ctx, s, EFF_OK, "forward");
+    EFF_CHECK(nmse_ff((const float *)m.acts.logits.data, ref_logits, n) <= 1e-8, "%s (%s): logits nmse %.3g <= 1e-8", name,
+              attn_impl ? "ref" : "flash", nmse_ff((const float *)m.acts.logits.data, ref_logits, n));
+    EFF_CHECK(fabs(loss - *ref_loss) <= 1e-5 * fabs(*ref_loss), "%s: loss %.7f vs torch %.7f", name, (double)loss, (double)*ref_loss);
+    s = eff_model_backward(ctx, &m);
+    EFF_CHECK_STATUS(ctx, s, EFF_OK, "backward");
+    {
+        char hf[160], gname[200];
+        double worst = 0.0;
+        int64_t count = 0;
+        const char *worst_name = "";
+        static char worst_buf[160];
+        for (i = 0; eff_model_hf_names(&m, i, hf, sizeof hf) == EFF_OK; i++) {
+            int64_t ne, nr;
+            float *g;
+            const float *ref;
+            double e;
+            snprintf(gname, sizeof gname, "grad.%s", hf);
+            ref = st_f32(&st, gname, &nr);
+            EFF_CHECK(ref != NULL, "%s: fixture has %s", name, gname);
+            if (!ref) continue;
+            eff_model_export_hf_tensor(ctx, &m, hf, 1, NULL, &ne);
+            EFF_CHECK(ne == nr, "%s: %s has %lld elements (torch %lld)", name, hf, (long long)ne, (long long)nr);
+            g = (float *)malloc((size_t)ne * sizeof(float));
+            eff_model_export_hf_tensor(ctx, &m, hf, 1, g, NULL);
+            e = nmse_ff(g, ref, ne);
+            if (e > 1e-8) printf("    %s: grad nmse %.3g\n", hf, e);
+            if (e > worst || e != e) { worst = e; snprintf(worst_buf, sizeof worst_buf, "%s", hf); worst_name = worst_buf; }
+            count++;
+            free(g);
+        }
+        EFF_CHECK(count > 0 && worst <= 1e-8, "%s: all %lld parameter gradients match torch, worst nmse %.3g (%s)", name,
+                  (long long)count, worst, worst_name);
+    }
+    {   /* 5 AdamW steps as torch.optim.AdamW(lr=1e-2, betas=(0.9, 0.95), eps=1e-8, weight_decay=0.1) */
+        float **mom = (float **)calloc((size_t)m.n_params, sizeof(float *)), **var = (float **)calloc((size_t)m.n_params, sizeof(float *));
+        eff_adamw_opts o;
+        int step;
+        double worst = 0.0;
+        memset(&o, 0, sizeof o);
+        o.lr = 1e-2f; o.beta1 = 0.9f; o.beta2 = 0.95f; o.eps = 1e-8f; o.weight_decay = 0.1f;
+        for (i = 0; i < m.n_params; i++) {
+            int64_t ne = eff_tensor_nelements(m.params[i].w);
+            mom[i] = (float *)calloc((size_t)ne, sizeof(float));
+            var[i] = (float *)calloc((size_t)ne, sizeof(float));
+        }
+        for (step = 1; step <= 5; step++) {
+            eff_model_zero_grads(&m);
+            eff_model_forward(ctx, &m, (const int32_t *)tok->tensor.data, (const int32_t *)tgt->tensor.data, B, T, &loss);
+            if (fabs(loss - ref_adam[step - 1]) / fabs(ref_adam[step - 1]) > worst) worst = fabs(loss - ref_adam[step - 1]) / fabs(ref_adam[step - 1]);
+            eff_model_backward(ctx, &m);
+            o.step = step;
+            for (i = 0; i < m.n_params; i++)
+                eff_adamw_step(ctx, &o, eff_tensor_nelements(m.params[i].w), m.params[i].w->data, EFF_F32, NULL,
+                               m.params[i].g->data, EFF_F32, mom[i], var[i]);
+        }
+        EFF_CHECK(worst <= 1e-5, "%s: 5 AdamW steps reproduce torch's losses (worst relative error %.2g)", name, worst);
+        for (i = 0; i < m.n_params; i++) { free(mom[i]); free(var[i]); }
+        free(mom); free(var);
+    }
+    eff_safetensors_close(ctx, &st);
+    eff_model_free(ctx, &m);
+}
+
+/* Save -> load gives back the same weights and the same logits. */
+static void check_roundtrip(eff_ctx *ctx, const char *preset) {
+    eff_model_config c;
+    eff_model a, b;
+    int32_t toks[2 * 9];
+    int64_t i;
+    double e;
+    char dir[256];
+    snprintf(dir, sizeof dir, "build/test_model_%s", preset);
+    eff_model_config_preset(&c, preset);
+    EFF_CHECK_STATUS(ctx, eff_model_init(ctx, &a, &c), EFF_OK, "init");
+    for (i = 0; i < 18; i++) toks[i] = (int32_t)((i * 37 + 5) % c.vocab_size);
+    EFF_CHECK_STATUS(ctx, eff_model_save_hf(ctx, &a, dir), EFF_OK, "save_hf");
+    EFF_CHECK_STATUS(ctx, eff_model_load_hf(ctx, &b, dir), EFF_OK, "load_hf of a saved model");
+    eff_model_forward(ctx, &a, toks, NULL, 2, 9, NULL);
+    eff_model_forward(ctx, &b, toks, NULL, 2, 9, NULL);
+    e = nmse_ff((const float *)b.acts.logits.data, (const float *)a.acts.logits.data, eff_tensor_nelements(&a.acts.logits));
+    EFF_CHECK(e == 0.0, "%s: save/load round trip gives identical logits (nmse %.3g)", preset, e);
+    EFF_CHECK(b.n_params == a.n_params && memcmp(a.weights.base, b.weights.base, a.weights.size) == 0, "%s: identical weights", preset);
+    eff_model_free(ctx, &a);
+    eff_model_free(ctx, &b);
+}
+
+/* Malformed checkpoints: each a clear error, no crash. */
+static void write_text(const char *path, const char *text) {
+    FILE *f = fopen(path, "wb");
+    if (f) { fputs(text, f); fclose(f); }
+}
+static void check_malformed(eff_ctx *ctx) {
+    eff_model m, good;
+    eff_model_config c;
+    char dir[] = "build/test_model_bad";
+    eff_status s;
+    eff_model_config_preset(&c, "tiny-llama");
+    eff_model_init(ctx, &good, &c);
+    eff_model_save_hf(ctx, &good, dir);
+    s = eff_model_load_hf(ctx, &m, "build/does_not_exist");
+    EFF_CHECK_STATUS(ctx, s, EFF_ERR_IO, "missing directory");
+    write_text("build/test_model_bad/config.json", "{\"model_type\": \"llama\", \"vocab_size\": 256, \"hidden_size\": 64, \"intermediate_size\": 176,"
+               " \"num_hidden_layers\": 3, \"num_attention_heads\": 4, \"num_key_value_heads\": 2}");
+    s = eff_model_load_hf(ctx, &m, dir);
+    EFF_CHECK_STATUS(ctx, s, EFF_ERR_NOT_FOUND, "config says 3 layers, file has 2 (missing key)");
+    write_text("build/test_model_bad/config.json", "{\"model_type\": \"llama\", \"vocab_size\": 256, \"hidden_size\": 64, \"intermediate_size\": 176,"
+               " \"num_hidden_layers\": 1, \"num_attention_heads\": 4, \"num_key_value_heads\": 2}");
+    s = eff_model_load_hf(ctx, &m, dir);
+    EFF_CHECK_STATUS(ctx, s, EFF_ERR_FORMAT, "config says 1 layer, file has 2 (unexpected key)");
+    write_text("build/test_model_bad/config.json", "{\"model_type\": \"llama\", \"vocab_size\": 256, \"hidden_size\": 64, \"intermediate_size\": 200,"
+               " \"num_hidden_layers\": 2, \"num_attention_heads\": 4, \"num_key_value_heads\": 2}");
+    s = eff_model_load_hf(ctx, &m, dir);
+    EFF_CHECK_STATUS(ctx, s, EFF_ERR_SHAPE, "intermediate_size disagrees with the file (wrong shape)");
+    write_text("build/test_model_bad/config.json", "{\"model_type\": \"llama\", \"vocab_size\": 256, \"hidden_size\": 64, \"intermediate_size\": 176,"
+               " \"num_hidden_layers\": 2, \"num_attention_heads\": 5, \"num_key_value_heads\": 2}");
+    s = eff_model_load_hf(ctx, &m, dir);
+    EFF_CHECK_STATUS(ctx, s, EFF_ERR_INVALID_ARG, "heads not divisible (config check)");
+    write_text("build/test_model_bad/config.json", "{\"model_type\": \"bert\"}");
+    s = eff_model_load_hf(ctx, &m, dir);
+    EFF_CHECK_STATUS(ctx, s, EFF_ERR_UNSUPPORTED, "unknown model_type");
+    write_text("build/test_model_bad/config.json", "{\"model_type\": \"llama\", ");
+    s = eff_model_load_hf(ctx, &m, dir);
+    EFF_CHECK_STATUS(ctx, s, EFF_ERR_FORMAT, "truncated config.json");
+    write_text("build/test_model_bad/model.safetensors", "\x10\x00\x00\x00\x00\x00\x00\x00{\"a\":1}");
+    write_text("build/test_model_bad/config.json", "{\"model_type\": \"llama\", \"vocab_size\": 256, \"hidden_size\": 64, \"intermediate_size\": 176,"
+               " \"num_hidden_layers\": 2, \"num_attention_heads\": 4, \"num_key_value_heads\": 2}");
+    s = eff_model_load_hf(ctx, &m, dir);
+    EFF_CHECK_STATUS(ctx, s, EFF_ERR_FORMAT, "broken safetensors");
+    {   /* bad inputs to forward */
+        int32_t toks[4] = {1, 2, 3, 999}, tg[4] = {1, 2, -100, 7};
+        s = eff_model_forward(ctx, &good, toks, tg, 1, 4, NULL);
+        EFF_CHECK_STATUS(ctx, s, EFF_ERR_INVALID_ARG, "token id outside the vocabulary");
+        toks[3] = 4; tg[1] = 300;
+        s = eff_model_forward(ctx, &good, toks, tg, 1, 4, NULL);
+        EFF_CHECK_STATUS(ctx, s, EFF_ERR_INVALID_ARG, "target outside the vocabulary");
+        s = eff_model_forward(ctx, &good, toks, NULL, 1, 1000, NULL);
+        EFF_CHECK_STATUS(ctx, s, EFF_ERR_SHAPE, "T beyond max_seq");
+        s = eff_model_backward(ctx, &good);
+        EFF_CHECK_STATUS(ctx, s, EFF_ERR_INVALID_ARG, "backward without a forward with targets");
+    }
+    eff_model_free(ctx, &good);
+}
+
+static void check_counts(void) {
+    eff_model_config c;
+    eff_model_counts k;
+    eff_model_config_preset(&c, "gpt2");
+    eff_model_count(&c, 1024, &k);
+    /* GPT-2 small has 124,439,808 parameters (HF count, tied head) */
+    EFF_CHECK(k.total == 124439808, "gpt2 small parameter count %lld == 124439808", (long long)k.total);
+    eff_model_config_preset(&c, "stories15M");
+    eff_model_count(&c, 256, &k);
+    EFF_CHECK(k.total == 15191712, "stories15M parameter count %lld == 15191712", (long long)k.total);
+}
+
+int main(void) {
+    eff_ctx *ctx;
+    EFF_TEST_BEGIN("test_model");
+    if (eff_ctx_create(NULL, &ctx)) return 1;
+    check_counts();
+    check_fixture(ctx, "gpt2", EFF_ATTN_IMPL_FLASH);
+    check_fixture(ctx, "llama", EFF_ATTN_IMPL_FLASH);
+    check_fixture(ctx, "llama", EFF_ATTN_IMPL_REF);
+    check_roundtrip(ctx, "tiny-gpt2");
+    check_roundtrip(ctx, "tiny-llama");
+    check_malformed(ctx);
+    EFF_CHECK(eff_ctx_bytes_in_use(ctx) == 0, "no memory left allocated (%zu bytes)", eff_ctx_bytes_in_use(ctx));
+    eff_ctx_destroy(ctx);
+    return EFF_TEST_END();
+}

@@ -137,6 +137,14 @@ typedef struct eff_model_layer_acts {
     eff_tensor res2;                       /* after the attention residual */
     eff_tensor ln2, ln2_mean, ln2_rstd;
     eff_tensor h, u, a;                    /* FFN: pre-activation (gate), up (Llama), activation */
+    /* MoE: N = B*T tokens, k assignments each; expert inputs/outputs are kept per
+       assignment, sorted by expert (rows offs[e] .. offs[e+1]) */
+    eff_tensor probs;                      /* [N, E] router softmax */
+    eff_tensor sel, gate, row;             /* [N, k] chosen expert, gate weight, row in the sorted buffers (-1: dropped) */
+    eff_tensor offs;                       /* [E + 1] i64 */
+    eff_tensor xs, hs, us, as, ys;         /* [N*k, C | F | F | F | C] */
+    eff_tensor counts;                     /* [E] f32: assignments routed to e before the capacity limit */
+    float aux;                             /* Switch load-balancing loss of this layer */
 } eff_model_layer_acts;
 
 typedef struct eff_model_acts {
@@ -149,7 +157,9 @@ typedef struct eff_model_acts {
     eff_tensor logits;                     /* [B, T, V] */
     /* backward scratch */
     eff_tensor dres, dtmp, dln, datt, dq, dk, dv, dh, du, da, dlogits;
-    float loss;
+    eff_tensor dys, dxs, dhs, dus, das, dprobs, dgate;   /* MoE */
+    float loss;                            /* cross-entropy + aux_loss_coef * sum of MoE aux losses */
+    float ce_loss;
     int has_targets;
 } eff_model_acts;
 
@@ -283,6 +293,8 @@ EFFDEF eff_status eff_model_config_check(eff_ctx *ctx, eff_model_config *c) {
     EFF__CHECK(ctx, c->capacity_factor >= 0.0f && c->aux_loss_coef >= 0.0f, EFF_ERR_INVALID_ARG,
                "model config: capacity_factor and aux_loss_coef must be >= 0");
     EFF__CHECK(ctx, c->router == EFF_ROUTER_TOPK || c->router == EFF_ROUTER_HASH, EFF_ERR_INVALID_ARG, "model config: router %d", c->router);
+    EFF__CHECK(ctx, c->router != EFF_ROUTER_HASH || c->n_experts == 0 || c->top_k == 1, EFF_ERR_INVALID_ARG,
+               "model config: hash routing sends each token to one expert (top_k must be 1)");
     return EFF_OK;
 }
 
@@ -542,9 +554,26 @@ static eff_status eff__acts_layout(eff_ctx *ctx, eff_model *m, int64_t B, int64_
         EFF__TRY(eff_arena_tensor(ctx, a, &L->ln2, EFF_F32, 3, sBTC));
         EFF__TRY(eff_arena_tensor(ctx, a, &L->ln2_mean, EFF_F32, 1, sBT));
         EFF__TRY(eff_arena_tensor(ctx, a, &L->ln2_rstd, EFF_F32, 1, sBT));
-        EFF__TRY(eff_arena_tensor(ctx, a, &L->h, EFF_F32, 3, sBTF));
-        if (c->arch == EFF_MODEL_LLAMA) EFF__TRY(eff_arena_tensor(ctx, a, &L->u, EFF_F32, 3, sBTF));
-        EFF__TRY(eff_arena_tensor(ctx, a, &L->a, EFF_F32, 3, sBTF));
+        if (c->n_experts == 0) {
+            EFF__TRY(eff_arena_tensor(ctx, a, &L->h, EFF_F32, 3, sBTF));
+            if (c->arch == EFF_MODEL_LLAMA) EFF__TRY(eff_arena_tensor(ctx, a, &L->u, EFF_F32, 3, sBTF));
+            EFF__TRY(eff_arena_tensor(ctx, a, &L->a, EFF_F32, 3, sBTF));
+        } else {
+            int64_t sNE[2], sNK[2], sE1[1], sAC[2], sAF[2];
+            sNE[0] = BT; sNE[1] = c->n_experts; sNK[0] = BT; sNK[1] = c->top_k; sE1[0] = c->n_experts + 1;
+            sAC[0] = BT * c->top_k; sAC[1] = c->dim; sAF[0] = BT * c->top_k; sAF[1] = c->hidden_dim;
+            EFF__TRY(eff_arena_tensor(ctx, a, &L->probs, EFF_F32, 2, sNE));
+            EFF__TRY(eff_arena_tensor(ctx, a, &L->sel, EFF_I32, 2, sNK));
+            EFF__TRY(eff_arena_tensor(ctx, a, &L->gate, EFF_F32, 2, sNK));
+            EFF__TRY(eff_arena_tensor(ctx, a, &L->row, EFF_I32, 2, sNK));
+            EFF__TRY(eff_arena_tensor(ctx, a, &L->offs, EFF_I64, 1, sE1));
+            EFF__TRY(eff_arena_tensor(ctx, a, &L->counts, EFF_F32, 1, sE1));
+            EFF__TRY(eff_arena_tensor(ctx, a, &L->xs, EFF_F32, 2, sAC));
+            EFF__TRY(eff_arena_tensor(ctx, a, &L->hs, EFF_F32, 2, sAF));
+            if (c->arch == EFF_MODEL_LLAMA) EFF__TRY(eff_arena_tensor(ctx, a, &L->us, EFF_F32, 2, sAF));
+            EFF__TRY(eff_arena_tensor(ctx, a, &L->as, EFF_F32, 2, sAF));
+            EFF__TRY(eff_arena_tensor(ctx, a, &L->ys, EFF_F32, 2, sAC));
+        }
     }
     EFF__TRY(eff_arena_tensor(ctx, a, &A->res_out, EFF_F32, 3, sBTC));
     EFF__TRY(eff_arena_tensor(ctx, a, &A->lnf, EFF_F32, 3, sBTC));
@@ -562,6 +591,18 @@ static eff_status eff__acts_layout(eff_ctx *ctx, eff_model *m, int64_t B, int64_
     if (c->arch == EFF_MODEL_LLAMA) EFF__TRY(eff_arena_tensor(ctx, a, &A->du, EFF_F32, 3, sBTF));
     EFF__TRY(eff_arena_tensor(ctx, a, &A->da, EFF_F32, 3, sBTF));
     EFF__TRY(eff_arena_tensor(ctx, a, &A->dlogits, EFF_F32, 3, sBTV));
+    if (c->n_experts) {
+        int64_t sNE[2], sNK[2], sAC[2], sAF[2];
+        sNE[0] = BT; sNE[1] = c->n_experts; sNK[0] = BT; sNK[1] = c->top_k;
+        sAC[0] = BT * c->top_k; sAC[1] = c->dim; sAF[0] = BT * c->top_k; sAF[1] = c->hidden_dim;
+        EFF__TRY(eff_arena_tensor(ctx, a, &A->dys, EFF_F32, 2, sAC));
+        EFF__TRY(eff_arena_tensor(ctx, a, &A->dxs, EFF_F32, 2, sAC));
+        EFF__TRY(eff_arena_tensor(ctx, a, &A->dhs, EFF_F32, 2, sAF));
+        if (c->arch == EFF_MODEL_LLAMA) EFF__TRY(eff_arena_tensor(ctx, a, &A->dus, EFF_F32, 2, sAF));
+        EFF__TRY(eff_arena_tensor(ctx, a, &A->das, EFF_F32, 2, sAF));
+        EFF__TRY(eff_arena_tensor(ctx, a, &A->dprobs, EFF_F32, 2, sNE));
+        EFF__TRY(eff_arena_tensor(ctx, a, &A->dgate, EFF_F32, 2, sNK));
+    }
     return EFF_OK;
 }
 
@@ -620,6 +661,211 @@ static eff_rope_opts eff__rope_opts(const eff_model *m, int64_t pos_offset) {
 }
 
 /* ---------------------------------------------------------------------------
+   Feed-forward blocks: dense (GELU MLP or SwiGLU) and Mixture of Experts
+   --------------------------------------------------------------------------- */
+/* y = down(act(x)); h, u, a keep the intermediates (u only for SwiGLU). */
+static eff_status eff__ffn_forward(eff_ctx *ctx, const eff_model *m, eff_model_ffn *f, eff_tensor *y, const eff_tensor *x,
+                                   eff_tensor *h, eff_tensor *u, eff_tensor *a) {
+    if (m->cfg.arch == EFF_MODEL_GPT2) {
+        EFF__TRY(eff_model_linear_forward(ctx, &f->up, h, x));
+        EFF__TRY(eff_gelu_forward(ctx, a, h));
+    } else {
+        EFF__TRY(eff_model_linear_forward(ctx, &f->gate, h, x));
+        EFF__TRY(eff_model_linear_forward(ctx, &f->up, u, x));
+        EFF__TRY(eff_swiglu_forward(ctx, a, h, u));
+    }
+    return eff_model_linear_forward(ctx, &f->down, y, a);
+}
+/* dx (=) from dy; da, dh, du, dtmp are scratch of the shapes of a, h, u, x. */
+static eff_status eff__ffn_backward(eff_ctx *ctx, const eff_model *m, eff_model_ffn *f, eff_tensor *dx, const eff_tensor *dy,
+                                    const eff_tensor *x, const eff_tensor *h, const eff_tensor *u, const eff_tensor *a,
+                                    eff_tensor *da, eff_tensor *dh, eff_tensor *du, eff_tensor *dtmp) {
+    EFF__TRY(eff_model_linear_backward(ctx, &f->down, da, dy, a));
+    if (m->cfg.arch == EFF_MODEL_GPT2) {
+        EFF__TRY(eff_gelu_backward(ctx, dh, da, h));
+        return eff_model_linear_backward(ctx, &f->up, dx, dh, x);
+    }
+    EFF__TRY(eff_swiglu_backward(ctx, dh, du, da, h, u));
+    EFF__TRY(eff_model_linear_backward(ctx, &f->gate, dx, dh, x));
+    EFF__TRY(eff_model_linear_backward(ctx, &f->up, dtmp, du, x));
+    return eff_residual_backward(ctx, dx, NULL, dtmp);
+}
+
+/* Rows [r0, r0+n) of a [rows, cols] f32 buffer as a 2-D tensor. */
+static eff_tensor eff__rows(const eff_tensor *t, int64_t r0, int64_t n) {
+    int64_t cols = eff_tensor_ncols(t);
+    return eff_tensor_2d((float *)t->data + r0 * cols, EFF_F32, n, cols);
+}
+
+/* Mixture of experts on x = ln2 [N, C], writing y [N, C].
+   Routing: top-k of the router softmax (ties to the lower index); gates renormalized
+   over the k chosen (Mixtral), except k = 1 where the gate is the probability itself
+   (Switch, so the router still learns); or hash routing (Roller et al. 2021): expert
+   eff_hash_u64(layer, token) mod E with gate 1.
+   Capacity (capacity_factor > 0): each expert takes at most ceil(cf * N * k / E)
+   assignments, filled slot by slot (all first choices, then second choices, ...)
+   in token order; dropped assignments contribute nothing (the residual carries x).
+   Aux loss (Switch, Fedus et al. 2021): E * sum_e f_e P_e with f_e the fraction of the
+   N*k assignments routed to e (before the capacity limit) and P_e the mean router
+   probability of e. */
+static eff_status eff__moe_forward(eff_ctx *ctx, eff_model *m, int64_t l, eff_tensor *y) {
+    const eff_model_config *c = &m->cfg;
+    eff_model_layer *ly = &m->layers[l];
+    eff_model_layer_acts *L = &m->acts.layers[l];
+    const int32_t *tokens = (const int32_t *)m->acts.tokens.data;
+    int64_t N = m->acts.B * m->acts.T, E = c->n_experts, K = c->top_k, C = c->dim, n, e, s, j, cap;
+    float *p = (float *)L->probs.data, *gate = (float *)L->gate.data, *cnt = (float *)L->counts.data;
+    int32_t *sel = (int32_t *)L->sel.data, *row = (int32_t *)L->row.data;
+    int64_t *offs = (int64_t *)L->offs.data, *fill;
+    if (c->router == EFF_ROUTER_TOPK) {
+        eff_tensor P = eff_tensor_2d(p, EFF_F32, N, E);
+        EFF__TRY(eff_model_linear_forward(ctx, &ly->router, &P, &L->ln2));
+        EFF__TRY(eff_softmax_forward(ctx, &P, &P));
+        for (n = 0; n < N; n++) {
+            const float *pn = p + n * E;
+            double S = 0.0;
+            for (s = 0; s < K; s++) {   /* k-th largest, ties to the lower index */
+                int64_t best = -1;
+                for (e = 0; e < E; e++) {
+                    int taken = 0;
+                    for (j = 0; j < s; j++) taken |= sel[n * K + j] == e;
+                    if (!taken && (best < 0 || pn[e] > pn[best])) best = e;
+                }
+                sel[n * K + s] = (int32_t)best;
+                S += pn[best];
+            }
+            for (s = 0; s < K; s++) gate[n * K + s] = K == 1 ? pn[sel[n * K + s]] : (float)(pn[sel[n * K + s]] / S);
+        }
+    } else {
+        for (n = 0; n < N; n++) { sel[n] = (int32_t)(eff_hash_u64((uint64_t)l, (uint64_t)tokens[n]) % (uint64_t)E); gate[n] = 1.0f; }
+    }
+    /* capacity, slot-major; rows sorted by expert */
+    cap = c->capacity_factor > 0.0f ? (int64_t)ceil((double)c->capacity_factor * (double)(N * K) / (double)E) : N * K;
+    fill = (int64_t *)eff_ctx_calloc(ctx, (size_t)(2 * E) * sizeof(int64_t));
+    if (!fill) return EFF_ERR_OOM;
+    for (e = 0; e < E; e++) cnt[e] = 0.0f;
+    for (s = 0; s < K; s++)
+        for (n = 0; n < N; n++) {
+            e = sel[n * K + s];
+            cnt[e] += 1.0f;
+            if (fill[e] < cap) { fill[e]++; row[n * K + s] = 0; } else row[n * K + s] = -1;
+        }
+    offs[0] = 0;
+    for (e = 0; e < E; e++) { offs[e + 1] = offs[e] + fill[e]; fill[E + e] = 0; }
+    for (s = 0; s < K; s++)
+        for (n = 0; n < N; n++) {
+            int64_t r;
+            if (row[n * K + s] < 0) continue;
+            e = sel[n * K + s];
+            r = offs[e] + fill[E + e]++;
+            row[n * K + s] = (int32_t)r;
+            memcpy((float *)L->xs.data + r * C, (const float *)L->ln2.data + n * C, (size_t)C * sizeof(float));
+        }
+    eff_ctx_free(ctx, fill);
+    for (e = 0; e < E; e++) {
+        int64_t r0 = offs[e], ne = offs[e + 1] - offs[e];
+        eff_tensor X, H, U, A, Y;
+        if (ne == 0) continue;
+        X = eff__rows(&L->xs, r0, ne); H = eff__rows(&L->hs, r0, ne); A = eff__rows(&L->as, r0, ne); Y = eff__rows(&L->ys, r0, ne);
+        U = c->arch == EFF_MODEL_LLAMA ? eff__rows(&L->us, r0, ne) : H;
+        EFF__TRY(eff__ffn_forward(ctx, m, &ly->experts[e], &Y, &X, &H, &U, &A));
+    }
+    memset(y->data, 0, (size_t)(N * C) * sizeof(float));
+    for (n = 0; n < N; n++) {
+        float *yn = (float *)y->data + n * C;
+        for (s = 0; s < K; s++) {
+            int64_t r = row[n * K + s];
+            const float *yr;
+            float g = gate[n * K + s];
+            if (r < 0) continue;
+            yr = (const float *)L->ys.data + r * C;
+            for (j = 0; j < C; j++) yn[j] += g * yr[j];
+        }
+    }
+    L->aux = 0.0f;
+    if (c->router == EFF_ROUTER_TOPK) {
+        double aux = 0.0;
+        for (e = 0; e < E; e++) {
+            double P = 0.0;
+            for (n = 0; n < N; n++) P += p[n * E + e];
+            aux += (cnt[e] / (double)(N * K)) * (P / (double)N);
+        }
+        L->aux = (float)(aux * (double)E);
+    }
+    return EFF_OK;
+}
+
+/* Backward of eff__moe_forward: dy = d y; writes dx = d x (=). */
+static eff_status eff__moe_backward(eff_ctx *ctx, eff_model *m, int64_t l, eff_tensor *dx, const eff_tensor *dy) {
+    const eff_model_config *c = &m->cfg;
+    eff_model_layer *ly = &m->layers[l];
+    eff_model_layer_acts *L = &m->acts.layers[l];
+    eff_model_acts *A = &m->acts;
+    int64_t N = A->B * A->T, E = c->n_experts, K = c->top_k, C = c->dim, n, e, s, j;
+    const float *p = (const float *)L->probs.data, *gate = (const float *)L->gate.data, *cnt = (const float *)L->counts.data;
+    const int32_t *sel = (const int32_t *)L->sel.data, *row = (const int32_t *)L->row.data;
+    const int64_t *offs = (const int64_t *)L->offs.data;
+    float *dgate = (float *)A->dgate.data;
+    /* d(expert output row) = gate * dy; d gate = dy . expert output */
+    for (n = 0; n < N; n++) {
+        const float *dyn = (const float *)dy->data + n * C;
+        for (s = 0; s < K; s++) {
+            int64_t r = row[n * K + s];
+            double dg = 0.0;
+            if (r < 0) { dgate[n * K + s] = 0.0f; continue; }
+            {
+                float *dr = (float *)A->dys.data + r * C;
+                const float *yr = (const float *)L->ys.data + r * C;
+                for (j = 0; j < C; j++) { dr[j] = gate[n * K + s] * dyn[j]; dg += (double)dyn[j] * yr[j]; }
+            }
+            dgate[n * K + s] = (float)dg;
+        }
+    }
+    for (e = 0; e < E; e++) {
+        int64_t r0 = offs[e], ne = offs[e + 1] - offs[e];
+        eff_tensor X, H, U, Aa, dY, dX, dA, dH, dU, dT;
+        if (ne == 0) continue;
+        X = eff__rows(&L->xs, r0, ne); H = eff__rows(&L->hs, r0, ne); Aa = eff__rows(&L->as, r0, ne);
+        dY = eff__rows(&A->dys, r0, ne); dX = eff__rows(&A->dxs, r0, ne); dA = eff__rows(&A->das, r0, ne); dH = eff__rows(&A->dhs, r0, ne);
+        dT = eff__rows(&A->dys, r0, ne);   /* dY is consumed by down's backward before dT is written */
+        U = c->arch == EFF_MODEL_LLAMA ? eff__rows(&L->us, r0, ne) : H;
+        dU = c->arch == EFF_MODEL_LLAMA ? eff__rows(&A->dus, r0, ne) : dH;
+        EFF__TRY(eff__ffn_backward(ctx, m, &ly->experts[e], &dX, &dY, &X, &H, &U, &Aa, &dA, &dH, &dU, &dT));
+    }
+    memset(dx->data, 0, (size_t)(N * C) * sizeof(float));
+    for (n = 0; n < N; n++) {
+        float *dxn = (float *)dx->data + n * C;
+        for (s = 0; s < K; s++) {
+            int64_t r = row[n * K + s];
+            const float *dr;
+            if (r < 0) continue;
+            dr = (const float *)A->dxs.data + r * C;
+            for (j = 0; j < C; j++) dxn[j] += dr[j];
+        }
+    }
+    if (c->router == EFF_ROUTER_TOPK) {
+        float *dp = (float *)A->dprobs.data;
+        float coef = c->aux_loss_coef;
+        eff_tensor P = eff_tensor_2d((void *)p, EFF_F32, N, E), dP = eff_tensor_2d(dp, EFF_F32, N, E);
+        for (n = 0; n < N; n++) {
+            const float *pn = p + n * E;
+            float *dpn = dp + n * E;
+            for (e = 0; e < E; e++) dpn[e] = coef * (float)E * cnt[e] / (float)(N * K) / (float)N;   /* aux loss */
+            if (K == 1) { dpn[sel[n]] += dgate[n]; continue; }
+            {   /* gate_j = p_j / S over the chosen set: d p_j = (d gate_j - sum_i gate_i d gate_i) / S */
+                double S = 0.0, gd = 0.0;
+                for (s = 0; s < K; s++) { S += pn[sel[n * K + s]]; gd += (double)gate[n * K + s] * dgate[n * K + s]; }
+                for (s = 0; s < K; s++) dpn[sel[n * K + s]] += (float)(((double)dgate[n * K + s] - gd) / S);
+            }
+        }
+        EFF__TRY(eff_softmax_backward(ctx, &dP, &dP, &P));
+        EFF__TRY(eff_model_linear_backward(ctx, &ly->router, &A->dtmp, &dP, &L->ln2));
+        EFF__TRY(eff_residual_backward(ctx, dx, NULL, &A->dtmp));
+    }
+    return EFF_OK;
+}
+
+/* ---------------------------------------------------------------------------
    Forward
    --------------------------------------------------------------------------- */
 static eff_status eff__layer_forward(eff_ctx *ctx, eff_model *m, int64_t l, eff_tensor *out) {
@@ -649,16 +895,8 @@ static eff_status eff__layer_forward(eff_ctx *ctx, eff_model *m, int64_t l, eff_
     EFF__TRY(eff_model_linear_forward(ctx, &ly->o, &L->res2, &L->att));
     EFF__TRY(eff_residual_forward(ctx, &L->res2, &L->res2, &L->res));
     EFF__TRY(eff__norm_fwd(ctx, m, &L->ln2, &L->ln2_mean, &L->ln2_rstd, &L->res2, &ly->ln2_w, gpt2 ? &ly->ln2_b : NULL));
-    EFF__CHECK(ctx, c->n_experts == 0, EFF_ERR_UNSUPPORTED, "eff_model_forward: MoE layers are not built in this version");
-    if (gpt2) {
-        EFF__TRY(eff_model_linear_forward(ctx, &ly->ffn.up, &L->h, &L->ln2));
-        EFF__TRY(eff_gelu_forward(ctx, &L->a, &L->h));
-    } else {
-        EFF__TRY(eff_model_linear_forward(ctx, &ly->ffn.gate, &L->h, &L->ln2));
-        EFF__TRY(eff_model_linear_forward(ctx, &ly->ffn.up, &L->u, &L->ln2));
-        EFF__TRY(eff_swiglu_forward(ctx, &L->a, &L->h, &L->u));
-    }
-    EFF__TRY(eff_model_linear_forward(ctx, &ly->ffn.down, out, &L->a));
+    if (c->n_experts) EFF__TRY(eff__moe_forward(ctx, m, l, out));
+    else EFF__TRY(eff__ffn_forward(ctx, m, &ly->ffn, out, &L->ln2, &L->h, &L->u, &L->a));
     return eff_residual_forward(ctx, out, out, &L->res2);
 }
 
@@ -694,10 +932,12 @@ EFFDEF eff_status eff_model_forward(eff_ctx *ctx, eff_model *m, const int32_t *t
         EFF__TRY(eff__layer_forward(ctx, m, l, l + 1 < c->n_layers ? &A->layers[l + 1].res : &A->res_out));
     EFF__TRY(eff__norm_fwd(ctx, m, &A->lnf, &A->lnf_mean, &A->lnf_rstd, &A->res_out, &m->lnf_w, c->arch == EFF_MODEL_GPT2 ? &m->lnf_b : NULL));
     EFF__TRY(eff_model_linear_forward(ctx, &m->head, &A->logits, &A->lnf));
-    A->loss = 0.0f;
+    A->loss = A->ce_loss = 0.0f;
     if (targets) {
         eff_tensor lg = eff_tensor_2d(A->logits.data, EFF_F32, B * T, c->vocab_size), tg = eff_tensor_1d(A->targets.data, EFF_I32, B * T);
-        EFF__TRY(eff_cross_entropy_forward(ctx, NULL, &A->loss, &lg, &tg, NULL));
+        EFF__TRY(eff_cross_entropy_forward(ctx, NULL, &A->ce_loss, &lg, &tg, NULL));
+        A->loss = A->ce_loss;
+        for (l = 0; l < c->n_layers && c->n_experts; l++) A->loss += c->aux_loss_coef * A->layers[l].aux;
     }
     if (loss) *loss = A->loss;
     return EFF_OK;
@@ -722,16 +962,9 @@ static eff_status eff__layer_backward(eff_ctx *ctx, eff_model *m, int64_t l) {
     int gpt2 = c->arch == EFF_MODEL_GPT2;
     eff_tensor Q, K, V, O, dQ, dK, dV, dO;
     eff_attn_opts ao = eff__attn_opts(m);
-    /* FFN: out = res2 + down(act(...)); dres is d out */
-    EFF__TRY(eff_model_linear_backward(ctx, &ly->ffn.down, &A->da, &A->dres, &L->a));
-    if (gpt2) {
-        EFF__TRY(eff_gelu_backward(ctx, &A->dh, &A->da, &L->h));
-        EFF__TRY(eff_model_linear_backward(ctx, &ly->ffn.up, &A->dln, &A->dh, &L->ln2));
-    } else {
-        EFF__TRY(eff_swiglu_backward(ctx, &A->dh, &A->du, &A->da, &L->h, &L->u));
-        EFF__TRY(eff__lin_bwd_acc(ctx, &ly->ffn.gate, &A->dln, &A->dtmp, &A->dh, &L->ln2, 1));
-        EFF__TRY(eff__lin_bwd_acc(ctx, &ly->ffn.up, &A->dln, &A->dtmp, &A->du, &L->ln2, 0));
-    }
+    /* FFN: out = res2 + ffn(ln2(res2)); dres is d out */
+    if (c->n_experts) EFF__TRY(eff__moe_backward(ctx, m, l, &A->dln, &A->dres));
+    else EFF__TRY(eff__ffn_backward(ctx, m, &ly->ffn, &A->dln, &A->dres, &L->ln2, &L->h, &L->u, &L->a, &A->da, &A->dh, &A->du, &A->dtmp));
     EFF__TRY(eff__norm_bwd(ctx, m, &A->dtmp, &ly->d_ln2_w, &ly->d_ln2_b, &A->dln, &L->res2, &ly->ln2_w, &L->ln2_mean, &L->ln2_rstd));
     EFF__TRY(eff_residual_backward(ctx, &A->dres, NULL, &A->dtmp));     /* dres is now d res2 */
     /* attention: res2 = res + o(att) */
@@ -841,7 +1074,7 @@ static int eff__hf_entry(const eff_model *m, int64_t i, char *name, size_t size,
         if (i == 1) { snprintf(name, size, "transformer.ln_f.bias"); eff__hf_set(mp, 0, &m->lnf_b, &m->d_lnf_b, 0, 0, 0, 0); return 1; }
         i -= 2;
     } else {
-        per = c->n_experts ? 4 + 1 + 3 * c->n_experts + 2 : 9;
+        per = c->n_experts ? 7 + 3 * c->n_experts : 9;
         if (i == 0) { snprintf(name, size, "model.embed_tokens.weight"); eff__hf_set(mp, 0, &m->tok_emb, &m->d_tok_emb, 0, 0, 0, 0); return 1; }
         i -= 1;
         if (i < c->n_layers * per) {
@@ -865,7 +1098,6 @@ static int eff__hf_entry(const eff_model *m, int64_t i, char *name, size_t size,
                 snprintf(name, size, "model.layers.%lld.block_sparse_moe.experts.%lld.w%d.weight", (long long)l, (long long)e, (int)w + 1);
                 eff__hf_set(mp, 0, &lin->W, &lin->dW, 0, 0, 0, 0);
             }
-            if (k >= per - 2 && c->n_experts) return 0;   /* unused tail slots */
             return 1;
         }
         i -= c->n_layers * per;
@@ -1004,6 +1236,7 @@ EFFDEF eff_status eff_model_config_from_hf(eff_ctx *ctx, eff_model_config *c, co
         c->n_experts = eff_json_get_int(&js, r, "num_local_experts", 0);
         c->top_k = eff_json_get_int(&js, r, "num_experts_per_tok", c->n_experts ? 2 : 0);
         c->aux_loss_coef = (float)eff_json_get_number(&js, r, "router_aux_loss_coef", 0.0);
+        c->capacity_factor = (float)eff_json_get_number(&js, r, "capacity_factor", 0.0);   /* eff's own key; Mixtral is dropless */
         if (rp && eff_json_get_string(&js, rp, "rope_type", "default") && strcmp(eff_json_get_string(&js, rp, "rope_type", "default"), "default") != 0)
             s = eff_ctx_error(ctx, EFF_ERR_UNSUPPORTED, "config.json: rope_type \"%s\" is not implemented", eff_json_get_string(&js, rp, "rope_type", ""));
         if (eff_json_get_bool(&js, r, "attention_bias", 0) || eff_json_get_bool(&js, r, "mlp_bias", 0))
@@ -1133,6 +1366,8 @@ EFFDEF eff_status eff_model_save_hf(eff_ctx *ctx, const eff_model *m, const char
         if (c->n_experts) {
             eff_jsonw_key(&jw, "num_local_experts"); eff_jsonw_int(&jw, c->n_experts);
             eff_jsonw_key(&jw, "num_experts_per_tok"); eff_jsonw_int(&jw, c->top_k);
+            eff_jsonw_key(&jw, "router_aux_loss_coef"); eff_jsonw_number(&jw, c->aux_loss_coef);
+            eff_jsonw_key(&jw, "capacity_factor"); eff_jsonw_number(&jw, c->capacity_factor);
         }
     }
     eff_jsonw_key(&jw, "tie_word_embeddings"); eff_jsonw_bool(&jw, c->tie_embeddings);

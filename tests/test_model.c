@@ -52,6 +52,11 @@ static void check_fixture(eff_ctx *ctx, const char *name, int attn_impl) {
     EFF_CHECK(nmse_ff((const float *)m.acts.logits.data, ref_logits, n) <= 1e-8, "%s (%s): logits nmse %.3g <= 1e-8", name,
               attn_impl ? "ref" : "flash", nmse_ff((const float *)m.acts.logits.data, ref_logits, n));
     EFF_CHECK(fabs(loss - *ref_loss) <= 1e-5 * fabs(*ref_loss), "%s: loss %.7f vs torch %.7f", name, (double)loss, (double)*ref_loss);
+    if (m.cfg.n_experts) {   /* the fixture's confident router overflows capacity: drops must happen */
+        int64_t drops = 0, k, nk = B * T * m.cfg.top_k;
+        for (k = 0; k < nk; k++) drops += ((const int32_t *)m.acts.layers[0].row.data)[k] < 0;
+        EFF_CHECK(drops > 0 && drops < nk, "%s: capacity limit dropped %lld of %lld assignments in layer 0", name, (long long)drops, (long long)nk);
+    }
     s = eff_model_backward(ctx, &m);
     EFF_CHECK_STATUS(ctx, s, EFF_OK, "backward");
     {
@@ -82,7 +87,7 @@ static void check_fixture(eff_ctx *ctx, const char *name, int attn_impl) {
         EFF_CHECK(count > 0 && worst <= 1e-8, "%s: all %lld parameter gradients match torch, worst nmse %.3g (%s)", name,
                   (long long)count, worst, worst_name);
     }
-    {   /* 5 AdamW steps as torch.optim.AdamW(lr=1e-2, betas=(0.9, 0.95), eps=1e-8, weight_decay=0.1) */
+    if (!eff_safetensors_meta(&st, "no_adamw")) {   /* 5 AdamW steps as torch.optim.AdamW(lr=1e-2, betas=(0.9, 0.95), eps=1e-8, weight_decay=0.1) */
         float **mom = (float **)calloc((size_t)m.n_params, sizeof(float *)), **var = (float **)calloc((size_t)m.n_params, sizeof(float *));
         eff_adamw_opts o;
         int step;
@@ -192,6 +197,48 @@ static void check_malformed(eff_ctx *ctx) {
     eff_model_free(ctx, &good);
 }
 
+/* MoE gradients against central finite differences of the loss (float forward, so
+   h = 2e-3 and a loose bound); both routers, sampled parameters of router and experts. */
+static void check_moe_fd(eff_ctx *ctx, int router) {
+    eff_model_config c;
+    eff_model m;
+    int32_t toks[2 * 7], tg[2 * 7];
+    int64_t i, k;
+    double num = 0.0, den = 0.0;
+    const char *names[4] = {"layers.0.moe.router.w", "layers.0.moe.experts.1.up.w", "layers.1.moe.experts.0.down.w", "layers.1.moe.experts.2.gate.w"};
+    eff_model_config_preset(&c, "tiny-llama");
+    c.dim = 16; c.n_heads = 2; c.n_kv_heads = 1; c.hidden_dim = 24; c.vocab_size = 40;
+    c.n_experts = 3; c.top_k = router == EFF_ROUTER_HASH ? 1 : 2; c.router = router; c.aux_loss_coef = 0.1f;
+    EFF_CHECK_STATUS(ctx, eff_model_init(ctx, &m, &c), EFF_OK, "init MoE model");
+    for (i = 0; i < 14; i++) { toks[i] = (int32_t)((i * 7 + 3) % 40); tg[i] = (int32_t)((i * 11 + 1) % 40); }
+    for (i = 0; i < m.n_params; i++) {   /* larger weights: clear routing margins and gradients well above float noise */
+        float *w = (float *)m.params[i].w->data;
+        int64_t j, n = eff_tensor_nelements(m.params[i].w);
+        if (strstr(m.params[i].name, "ln") || strstr(m.params[i].name, "lnf")) continue;
+        for (j = 0; j < n; j++) w[j] *= strstr(m.params[i].name, "router") ? 40.0f : 6.0f;
+    }
+    eff_model_alloc_grads(ctx, &m);
+    eff_model_forward(ctx, &m, toks, tg, 2, 7, NULL);
+    eff_model_backward(ctx, &m);
+    for (k = 0; k < 4; k++) {
+        const eff_model_param *p = eff_model_find_param(&m, names[k]);
+        if (!p) { EFF_CHECK(0, "param %s exists", names[k]); continue; }
+        if (router == EFF_ROUTER_HASH && k == 0) continue;   /* the router is unused by hash routing */
+        for (i = 0; i < eff_tensor_nelements(p->w); i += 37) {
+            float *w = (float *)p->w->data + i, w0 = *w, lp, lm;
+            double fd, g = ((const float *)p->g->data)[i];
+            *w = w0 + 2e-3f; eff_model_forward(ctx, &m, toks, tg, 2, 7, &lp);
+            *w = w0 - 2e-3f; eff_model_forward(ctx, &m, toks, tg, 2, 7, &lm);
+            *w = w0;
+            fd = ((double)lp - (double)lm) / 4e-3;
+            num += (fd - g) * (fd - g); den += g * g;
+        }
+    }
+    EFF_CHECK(den > 0 && num / den < 1e-3, "MoE (%s routing) gradients match finite differences: nmse %.3g", router ? "hash" : "top-k",
+              den > 0 ? num / den : -1.0);
+    eff_model_free(ctx, &m);
+}
+
 static void check_counts(void) {
     eff_model_config c;
     eff_model_counts k;
@@ -212,6 +259,9 @@ int main(void) {
     check_fixture(ctx, "gpt2", EFF_ATTN_IMPL_FLASH);
     check_fixture(ctx, "llama", EFF_ATTN_IMPL_FLASH);
     check_fixture(ctx, "llama", EFF_ATTN_IMPL_REF);
+    check_fixture(ctx, "moe", EFF_ATTN_IMPL_FLASH);
+    check_moe_fd(ctx, EFF_ROUTER_TOPK);
+    check_moe_fd(ctx, EFF_ROUTER_HASH);
     check_roundtrip(ctx, "tiny-gpt2");
     check_roundtrip(ctx, "tiny-llama");
     check_malformed(ctx);

@@ -14,6 +14,7 @@ Run: python3 tools/gen_model_fixtures.py   (needs torch, transformers, safetenso
 The files are committed; tests never need Python.
 """
 import json
+import math
 import os
 
 import torch
@@ -99,9 +100,117 @@ def llama():
     state_file(m, os.path.join(d, "state.safetensors"), cfg.vocab_size, 12)
 
 
+class Expert(torch.nn.Module):
+    """SwiGLU expert with Mixtral's names: w1 gate, w2 down, w3 up."""
+
+    def __init__(self, C, F):
+        super().__init__()
+        self.w1 = torch.nn.Linear(C, F, bias=False)
+        self.w2 = torch.nn.Linear(F, C, bias=False)
+        self.w3 = torch.nn.Linear(C, F, bias=False)
+
+    def forward(self, x):
+        return self.w2(torch.nn.functional.silu(self.w1(x)) * self.w3(x))
+
+
+class MoE(torch.nn.Module):
+    """The MoE FFN exactly as eff_model.h defines it (see eff__moe_forward):
+    top-k of softmax(router) with ties to the lower index; gates renormalized over the
+    k chosen (k = 1: the probability itself); capacity ceil(cf * N * k / E) filled slot by
+    slot in token order; Switch aux loss E * sum_e f_e P_e."""
+
+    def __init__(self, C, F, E, K, cf):
+        super().__init__()
+        self.gate = torch.nn.Linear(C, E, bias=False)
+        self.experts = torch.nn.ModuleList([Expert(C, F) for _ in range(E)])
+        self.E, self.K, self.cf = E, K, cf
+        self.aux = None
+
+    def forward(self, x, *args, **kwargs):
+        B, T, C = x.shape
+        xf = x.reshape(-1, C)
+        N, E, K = xf.shape[0], self.E, self.K
+        p = torch.softmax(self.gate(xf), dim=-1)
+        pm = p.detach().clone()
+        sel = []
+        for _ in range(K):
+            i = pm.argmax(dim=-1)  # first maximum: ties to the lower index
+            sel.append(i)
+            pm[torch.arange(N), i] = -float("inf")
+        sel = torch.stack(sel, 1)
+        psel = p.gather(1, sel)
+        gate = psel if K == 1 else psel / psel.sum(1, keepdim=True)
+        cap = math.ceil(self.cf * N * K / E) if self.cf > 0 else N * K
+        fill = [0] * E
+        keep = torch.zeros(N, K, dtype=torch.bool)
+        for s in range(K):
+            for n in range(N):
+                e = int(sel[n, s])
+                if fill[e] < cap:
+                    fill[e] += 1
+                    keep[n, s] = True
+        y = torch.zeros_like(xf)
+        for e in range(E):
+            idx = ((sel == e) & keep).nonzero()
+            if idx.shape[0] == 0:
+                continue
+            n, s = idx[:, 0], idx[:, 1]
+            out = self.experts[e](xf[n])
+            y = y.index_add(0, n, gate[n, s].unsqueeze(1) * out)
+        counts = torch.stack([(sel == e).sum() for e in range(E)]).float()
+        self.aux = E * ((counts / (N * K)) * p.mean(0)).sum()
+        return y.reshape(B, T, C)
+
+
+def moe():
+    from transformers import LlamaConfig, LlamaForCausalLM
+    torch.manual_seed(3)
+    E, K, cf, coef = 4, 2, 1.0, 0.01
+    cfg = LlamaConfig(vocab_size=96, hidden_size=32, intermediate_size=48, num_hidden_layers=2, num_attention_heads=4,
+                      num_key_value_heads=2, max_position_embeddings=64, rms_norm_eps=1e-5, rope_theta=10000.0,
+                      tie_word_embeddings=False, hidden_act="silu")
+    cfg._attn_implementation = "eager"
+    m = LlamaForCausalLM(cfg).float().eval()
+    for layer in m.model.layers:
+        layer.mlp = MoE(32, 48, E, K, cf)
+    with torch.no_grad():
+        for n, p in m.named_parameters():
+            if "norm" in n:
+                p.add_(0.1 * torch.randn_like(p))
+            elif ".gate." in n:
+                p.mul_(20.0)  # a confident router, so capacity drops happen
+    moes = [layer.mlp for layer in m.model.layers]
+
+    d = os.path.join(OUT, "moe")
+    os.makedirs(d, exist_ok=True)
+    rename = lambda n: n.replace(".mlp.", ".block_sparse_moe.")
+    save_file({rename(n): p.detach().contiguous() for n, p in m.named_parameters()}, os.path.join(d, "model.safetensors"),
+              metadata={"format": "pt"})
+    with open(os.path.join(d, "config.json"), "w") as f:
+        json.dump({"architectures": ["MixtralForCausalLM"], "model_type": "mixtral", "vocab_size": 96, "hidden_size": 32,
+                   "intermediate_size": 48, "num_hidden_layers": 2, "num_attention_heads": 4, "num_key_value_heads": 2,
+                   "max_position_embeddings": 64, "rms_norm_eps": 1e-5, "rope_theta": 10000.0, "hidden_act": "silu",
+                   "tie_word_embeddings": False, "num_local_experts": E, "num_experts_per_tok": K,
+                   "router_aux_loss_coef": coef, "capacity_factor": cf}, f, indent=2)
+    g = torch.Generator().manual_seed(13)
+    tokens = torch.randint(0, 96, (B, T), generator=g)
+    targets = torch.randint(0, 96, (B, T), generator=g)
+    m.zero_grad()
+    logits = m(input_ids=tokens).logits.float()
+    ce = torch.nn.functional.cross_entropy(logits.reshape(-1, 96), targets.reshape(-1))
+    loss = ce + coef * sum(x.aux for x in moes)
+    loss.backward()
+    state = {"tokens": tokens.to(torch.int32), "targets": targets.to(torch.int32), "logits": logits.detach().contiguous(),
+             "loss": loss.detach().reshape(()), "adamw_losses": torch.zeros(5)}
+    for n, p in m.named_parameters():
+        state["grad." + rename(n)] = p.grad.detach().float().contiguous()
+    save_file(state, os.path.join(d, "state.safetensors"), metadata={"format": "eff-state", "version": "1", "no_adamw": "1"})
+
+
 if __name__ == "__main__":
     gpt2()
     llama()
-    for name in ("gpt2", "llama"):
+    moe()
+    for name in ("gpt2", "llama", "moe"):
         d = os.path.join(OUT, name)
         print(name, {f: os.path.getsize(os.path.join(d, f)) for f in sorted(os.listdir(d))})

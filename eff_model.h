@@ -213,6 +213,45 @@ EFFDEF eff_status eff_model_export_hf_tensor(eff_ctx *ctx, const eff_model *m, c
 /* The i-th HF tensor name of the model in checkpoint order; EFF_ERR_NOT_FOUND past the end. */
 EFFDEF eff_status eff_model_hf_names(const eff_model *m, int64_t i, char *name, size_t size);
 
+/* ---------------------------------------------------------------------------
+   Tokenizers: byte-level (256 ids, no files), llama2.c's tokenizer.bin
+   (sentencepiece BPE with scores and byte fallback, encoded as llama2.c's run.c
+   does), and GPT-2's byte-level BPE (vocab.json + merges.txt).
+   --------------------------------------------------------------------------- */
+enum { EFF_TOK_BYTE = 0, EFF_TOK_LLAMA2C = 1, EFF_TOK_GPT2 = 2 };
+typedef struct eff_tokenizer {
+    int kind;
+    int64_t vocab_size;
+    int32_t bos_id, eos_id;        /* -1 when the vocabulary has none */
+    char **pieces;                 /* raw bytes of each token (GPT-2: after undoing the byte-to-unicode map) */
+    int32_t *piece_len;
+    float *scores;                 /* llama2.c merge scores */
+    int32_t byte_id[256];          /* token of each single byte (GPT-2), or the <0xXX> fallback token (llama2.c) */
+    int64_t ht_cap;                /* bytes -> id hash table (open addressing) */
+    int32_t *ht;
+    int64_t mt_cap;                /* GPT-2 merges: (left id, right id) -> rank and merged id */
+    uint64_t *mt_key;
+    int32_t *mt_rank, *mt_id;
+    char *text;                    /* backing store of the pieces */
+    const char *byte_text;         /* the 256 byte values, for byte-fallback tokens */
+} eff_tokenizer;
+
+EFFDEF eff_status eff_tokenizer_byte(eff_ctx *ctx, eff_tokenizer *t);
+/* llama2.c's tokenizer.bin; vocab_size comes from the model (32000 for Llama 2). */
+EFFDEF eff_status eff_tokenizer_load_llama2c(eff_ctx *ctx, eff_tokenizer *t, const char *path, int64_t vocab_size);
+EFFDEF eff_status eff_tokenizer_load_gpt2(eff_ctx *ctx, eff_tokenizer *t, const char *vocab_json, const char *merges_txt);
+EFFDEF void       eff_tokenizer_free(eff_ctx *ctx, eff_tokenizer *t);
+/* ids[0 .. *n) for text[0 .. len); fails with EFF_ERR_SHAPE if more than max_ids are needed
+   (*n then holds the count needed). bos/eos add the special tokens when the vocabulary has them. */
+EFFDEF eff_status eff_tokenizer_encode(eff_ctx *ctx, const eff_tokenizer *t, const char *text, int64_t len, int bos, int eos,
+                                       int32_t *ids, int64_t max_ids, int64_t *n);
+/* Bytes of ids (special tokens skipped; llama2.c's leading space after BOS dropped) into out
+   (NUL-terminated, truncated to size); *len gets the full length. */
+EFFDEF eff_status eff_tokenizer_decode(eff_ctx *ctx, const eff_tokenizer *t, const int32_t *ids, int64_t n, char *out, size_t size,
+                                       size_t *len);
+/* The bytes of one token as they are printed after token prev (-1: none). */
+EFFDEF const char *eff_tokenizer_piece(const eff_tokenizer *t, int32_t prev, int32_t id, int32_t *len);
+
 /* Parameter and FLOP table per component (forward FLOPs per token at context length T). */
 typedef struct eff_model_counts {
     int64_t embedding, attention, mlp, norms, head, total;   /* parameters */
@@ -1406,6 +1445,456 @@ EFFDEF eff_status eff_model_save_hf(eff_ctx *ctx, const eff_model *m, const char
     eff_ctx_free(ctx, ts);
     eff_ctx_free(ctx, (void *)names);
     return s;
+}
+
+/* ---------------------------------------------------------------------------
+   Tokenizers
+   --------------------------------------------------------------------------- */
+static uint64_t eff__fnv(const char *p, int64_t n) {
+    uint64_t h = 1469598103934665603ull;
+    int64_t i;
+    for (i = 0; i < n; i++) { h ^= (unsigned char)p[i]; h *= 1099511628211ull; }
+    return h;
+}
+
+EFFDEF void eff_tokenizer_free(eff_ctx *ctx, eff_tokenizer *t) {
+    if (!t) return;
+    eff_ctx_free(ctx, t->pieces); eff_ctx_free(ctx, t->piece_len); eff_ctx_free(ctx, t->scores);
+    eff_ctx_free(ctx, t->ht); eff_ctx_free(ctx, t->mt_key); eff_ctx_free(ctx, t->mt_rank); eff_ctx_free(ctx, t->mt_id);
+    eff_ctx_free(ctx, t->text);
+    memset(t, 0, sizeof *t);
+}
+
+/* Allocates pieces for n tokens with text_bytes of backing store; builds nothing yet. */
+static eff_status eff__tok_alloc(eff_ctx *ctx, eff_tokenizer *t, int kind, int64_t n, int64_t text_bytes) {
+    int i;
+    memset(t, 0, sizeof *t);
+    t->kind = kind; t->vocab_size = n; t->bos_id = t->eos_id = -1;
+    for (i = 0; i < 256; i++) t->byte_id[i] = -1;
+    t->pieces = (char **)eff_ctx_calloc(ctx, (size_t)n * sizeof(char *));
+    t->piece_len = (int32_t *)eff_ctx_calloc(ctx, (size_t)n * sizeof(int32_t));
+    t->scores = (float *)eff_ctx_calloc(ctx, (size_t)n * sizeof(float));
+    t->text = (char *)eff_ctx_alloc(ctx, (size_t)text_bytes + 1 + 256);
+    if (!t->pieces || !t->piece_len || !t->scores || !t->text) { eff_tokenizer_free(ctx, t); return EFF_ERR_OOM; }
+    for (i = 0; i < 256; i++) t->text[text_bytes + 1 + i] = (char)i;
+    t->byte_text = t->text + text_bytes + 1;
+    return EFF_OK;
+}
+
+/* Hash table bytes -> id over all pieces (the first id wins for duplicates). */
+static eff_status eff__tok_index(eff_ctx *ctx, eff_tokenizer *t) {
+    int64_t i;
+    t->ht_cap = 16;
+    while (t->ht_cap < 2 * t->vocab_size) t->ht_cap *= 2;
+    t->ht = (int32_t *)eff_ctx_alloc(ctx, (size_t)t->ht_cap * sizeof(int32_t));
+    if (!t->ht) return EFF_ERR_OOM;
+    for (i = 0; i < t->ht_cap; i++) t->ht[i] = -1;
+    for (i = 0; i < t->vocab_size; i++) {
+        uint64_t h = eff__fnv(t->pieces[i], t->piece_len[i]) & (uint64_t)(t->ht_cap - 1);
+        int dup = 0;
+        while (t->ht[h] >= 0) {
+            int32_t o = t->ht[h];
+            if (t->piece_len[o] == t->piece_len[i] && memcmp(t->pieces[o], t->pieces[i], (size_t)t->piece_len[i]) == 0) { dup = 1; break; }
+            h = (h + 1) & (uint64_t)(t->ht_cap - 1);
+        }
+        if (!dup) t->ht[h] = (int32_t)i;
+    }
+    return EFF_OK;
+}
+static int32_t eff__tok_lookup(const eff_tokenizer *t, const char *p, int64_t n) {
+    uint64_t h;
+    if (!t->ht) return -1;
+    h = eff__fnv(p, n) & (uint64_t)(t->ht_cap - 1);
+    while (t->ht[h] >= 0) {
+        int32_t o = t->ht[h];
+        if (t->piece_len[o] == n && memcmp(t->pieces[o], p, (size_t)n) == 0) return o;
+        h = (h + 1) & (uint64_t)(t->ht_cap - 1);
+    }
+    return -1;
+}
+
+EFFDEF eff_status eff_tokenizer_byte(eff_ctx *ctx, eff_tokenizer *t) {
+    int i;
+    EFF__CHECK_PTR(ctx, t);
+    EFF__TRY(eff__tok_alloc(ctx, t, EFF_TOK_BYTE, 256, 256));
+    for (i = 0; i < 256; i++) { t->text[i] = (char)i; t->pieces[i] = t->text + i; t->piece_len[i] = 1; t->byte_id[i] = i; }
+    return eff__tok_index(ctx, t);
+}
+
+EFFDEF eff_status eff_tokenizer_load_llama2c(eff_ctx *ctx, eff_tokenizer *t, const char *path, int64_t vocab_size) {
+    eff_file_map fm;
+    int64_t pos = 4, i, text_bytes = 0;
+    uint32_t max_len;
+    eff_status s = EFF_OK;
+    EFF__CHECK_PTR(ctx, t);
+    memset(t, 0, sizeof *t);
+    EFF__CHECK(ctx, vocab_size > 0 && vocab_size <= ((int64_t)1 << 24), EFF_ERR_INVALID_ARG, "tokenizer: vocab_size %lld", (long long)vocab_size);
+    EFF__TRY(eff_file_map_open(ctx, path, &fm));
+    if (fm.size < 4) { eff_file_map_close(ctx, &fm); return eff_ctx_error(ctx, EFF_ERR_FORMAT, "%s: too short for a tokenizer", path); }
+    memcpy(&max_len, fm.data, 4);
+    /* first pass: validate every record and size the text store */
+    for (i = 0; i < vocab_size; i++) {
+        int32_t len;
+        if (fm.size - pos < 8) { s = eff_ctx_error(ctx, EFF_ERR_FORMAT, "%s: truncated at token %lld of %lld", path, (long long)i, (long long)vocab_size); break; }
+        memcpy(&len, fm.data + pos + 4, 4);
+        if (len < 0 || (uint32_t)len > max_len || fm.size - pos - 8 < len) {
+            s = eff_ctx_error(ctx, EFF_ERR_FORMAT, "%s: token %lld has length %d past the end or above max_token_length %u", path, (long long)i, (int)len, max_len);
+            break;
+        }
+        pos += 8 + len; text_bytes += len + 1;
+    }
+    if (s == EFF_OK) s = eff__tok_alloc(ctx, t, EFF_TOK_LLAMA2C, vocab_size, text_bytes);
+    if (s == EFF_OK) {
+        char *w = t->text;
+        for (pos = 4, i = 0; i < vocab_size; i++) {
+            int32_t len;
+            memcpy(&t->scores[i], fm.data + pos, 4);
+            memcpy(&len, fm.data + pos + 4, 4);
+            memcpy(w, fm.data + pos + 8, (size_t)len);
+            w[len] = 0;
+            t->pieces[i] = w; t->piece_len[i] = len;
+            w += len + 1; pos += 8 + len;
+        }
+        for (i = 0; i < 256 && i + 3 < vocab_size; i++) t->byte_id[i] = (int32_t)(i + 3);   /* <0x00> .. <0xFF> */
+        t->bos_id = vocab_size > 1 ? 1 : -1; t->eos_id = vocab_size > 2 ? 2 : -1;
+        s = eff__tok_index(ctx, t);
+    }
+    eff_file_map_close(ctx, &fm);
+    if (s != EFF_OK) eff_tokenizer_free(ctx, t);
+    return s;
+}
+
+/* GPT-2's byte <-> unicode map: printable bytes map to themselves, the rest to U+0100 + k. */
+static int eff__gpt2_byte_of(uint32_t cp) {
+    int b, k = 0;
+    for (b = 0; b < 256; b++) {
+        int printable = (b >= 33 && b <= 126) || (b >= 161 && b <= 172) || (b >= 174 && b <= 255);
+        uint32_t u = printable ? (uint32_t)b : 256u + (uint32_t)k++;
+        if (u == cp) return b;
+    }
+    return -1;
+}
+/* Decodes one UTF-8 code point at p (n bytes left); returns its length, 0 on invalid input. */
+static int eff__utf8(const unsigned char *p, int64_t n, uint32_t *cp) {
+    if (n <= 0) return 0;
+    if (p[0] < 0x80) { *cp = p[0]; return 1; }
+    if ((p[0] & 0xE0) == 0xC0 && n >= 2 && (p[1] & 0xC0) == 0x80) { *cp = ((uint32_t)(p[0] & 0x1F) << 6) | (p[1] & 0x3F); return 2; }
+    if ((p[0] & 0xF0) == 0xE0 && n >= 3 && (p[1] & 0xC0) == 0x80 && (p[2] & 0xC0) == 0x80) {
+        *cp = ((uint32_t)(p[0] & 0x0F) << 12) | ((uint32_t)(p[1] & 0x3F) << 6) | (p[2] & 0x3F); return 3;
+    }
+    if ((p[0] & 0xF8) == 0xF0 && n >= 4 && (p[1] & 0xC0) == 0x80 && (p[2] & 0xC0) == 0x80 && (p[3] & 0xC0) == 0x80) {
+        *cp = ((uint32_t)(p[0] & 0x07) << 18) | ((uint32_t)(p[1] & 0x3F) << 12) | ((uint32_t)(p[2] & 0x3F) << 6) | (p[3] & 0x3F); return 4;
+    }
+    return 0;
+}
+/* A JSON string key (already unescaped, UTF-8) in GPT-2's byte-to-unicode form -> raw bytes. */
+static int64_t eff__gpt2_unmap(const char *s, int64_t n, char *out) {
+    int64_t i = 0, k = 0;
+    while (i < n) {
+        uint32_t cp;
+        int l = eff__utf8((const unsigned char *)s + i, n - i, &cp), b;
+        if (!l || (b = eff__gpt2_byte_of(cp)) < 0) return -1;
+        out[k++] = (char)b;
+        i += l;
+    }
+    return k;
+}
+
+static eff_status eff__merge_insert(eff_ctx *ctx, eff_tokenizer *t, int32_t a, int32_t b, int32_t rank, int32_t id) {
+    uint64_t key = ((uint64_t)(uint32_t)a << 32) | (uint32_t)b, h = (key * 0x9E3779B97F4A7C15ull) >> 20;
+    h &= (uint64_t)(t->mt_cap - 1);
+    while (t->mt_rank[h] >= 0) {
+        if (t->mt_key[h] == key) return EFF_OK;   /* first (lowest rank) wins */
+        h = (h + 1) & (uint64_t)(t->mt_cap - 1);
+    }
+    (void)ctx;
+    t->mt_key[h] = key; t->mt_rank[h] = rank; t->mt_id[h] = id;
+    return EFF_OK;
+}
+static int32_t eff__merge_find(const eff_tokenizer *t, int32_t a, int32_t b, int32_t *id) {
+    uint64_t key = ((uint64_t)(uint32_t)a << 32) | (uint32_t)b, h = (key * 0x9E3779B97F4A7C15ull) >> 20;
+    h &= (uint64_t)(t->mt_cap - 1);
+    while (t->mt_rank[h] >= 0) {
+        if (t->mt_key[h] == key) { *id = t->mt_id[h]; return t->mt_rank[h]; }
+        h = (h + 1) & (uint64_t)(t->mt_cap - 1);
+    }
+    return -1;
+}
+
+EFFDEF eff_status eff_tokenizer_load_gpt2(eff_ctx *ctx, eff_tokenizer *t, const char *vocab_json, const char *merges_txt) {
+    eff_file_map vf, mf;
+    eff_json js;
+    const eff_json_node *r, *c;
+    int64_t n = 0, text_bytes = 0, max_id = -1, i, lines = 0;
+    eff_status s;
+    EFF__CHECK_PTR(ctx, t);
+    memset(t, 0, sizeof *t);
+    EFF__TRY(eff_file_map_open(ctx, vocab_json, &vf));
+    s = eff_json_parse(ctx, &js, (const char *)vf.data, vf.size, 1);
+    eff_file_map_close(ctx, &vf);
+    EFF__TRY(s);
+    r = eff_json_root(&js);
+    if (!r || r->type != EFF_JSON_OBJECT) { eff_json_free(ctx, &js); return eff_ctx_error(ctx, EFF_ERR_FORMAT, "%s: not a JSON object", vocab_json); }
+    for (c = eff_json_child(&js, r); c; c = eff_json_next(&js, c)) {
+        if (c->type != EFF_JSON_NUMBER || !c->is_int || c->inum < 0 || c->inum >= ((int64_t)1 << 24)) {
+            eff_json_free(ctx, &js);
+            return eff_ctx_error(ctx, EFF_ERR_FORMAT, "%s: id of \"%.40s\" is not an integer in [0, 2^24)", vocab_json, c->key);
+        }
+        if (c->inum > max_id) max_id = c->inum;
+        text_bytes += c->key_len + 1; n++;
+    }
+    s = eff__tok_alloc(ctx, t, EFF_TOK_GPT2, max_id + 1, text_bytes);
+    if (s == EFF_OK) {
+        char *w = t->text;
+        for (c = eff_json_child(&js, r); c && s == EFF_OK; c = eff_json_next(&js, c)) {
+            int64_t k = eff__gpt2_unmap(c->key, c->key_len, w);
+            if (k < 0) { s = eff_ctx_error(ctx, EFF_ERR_FORMAT, "%s: \"%.40s\" is not in GPT-2's byte-to-unicode alphabet", vocab_json, c->key); break; }
+            if (t->pieces[c->inum]) { s = eff_ctx_error(ctx, EFF_ERR_FORMAT, "%s: id %lld appears twice", vocab_json, (long long)c->inum); break; }
+            w[k] = 0;
+            t->pieces[c->inum] = w; t->piece_len[c->inum] = (int32_t)k;
+            if (k == 1 && t->byte_id[(unsigned char)w[0]] < 0) t->byte_id[(unsigned char)w[0]] = (int32_t)c->inum;
+            w += k + 1;
+        }
+        for (i = 0; s == EFF_OK && i < t->vocab_size; i++)
+            if (!t->pieces[i]) { t->pieces[i] = t->text + text_bytes; t->piece_len[i] = 0; }   /* holes: empty pieces */
+    }
+    if (s == EFF_OK) {
+        const eff_json_node *eot = eff_json_get(&js, r, "<|endoftext|>");
+        if (eot) t->bos_id = t->eos_id = (int32_t)eot->inum;
+    }
+    eff_json_free(ctx, &js);
+    for (i = 0; s == EFF_OK && i < 256; i++)
+        if (t->byte_id[i] < 0) s = eff_ctx_error(ctx, EFF_ERR_FORMAT, "%s: no token for byte 0x%02x (not a byte-level BPE vocabulary)", vocab_json, (int)i);
+    if (s == EFF_OK) s = eff__tok_index(ctx, t);
+    if (s == EFF_OK) s = eff_file_map_open(ctx, merges_txt, &mf);
+    if (s != EFF_OK) { eff_tokenizer_free(ctx, t); return s; }
+    for (i = 0; i < mf.size; i++) lines += mf.data[i] == '\n';
+    t->mt_cap = 16;
+    while (t->mt_cap < 2 * (lines + 1)) t->mt_cap *= 2;
+    t->mt_key = (uint64_t *)eff_ctx_alloc(ctx, (size_t)t->mt_cap * sizeof(uint64_t));
+    t->mt_rank = (int32_t *)eff_ctx_alloc(ctx, (size_t)t->mt_cap * sizeof(int32_t));
+    t->mt_id = (int32_t *)eff_ctx_alloc(ctx, (size_t)t->mt_cap * sizeof(int32_t));
+    if (!t->mt_key || !t->mt_rank || !t->mt_id) s = EFF_ERR_OOM;
+    for (i = 0; s == EFF_OK && i < t->mt_cap; i++) t->mt_rank[i] = -1;
+    {
+        int64_t p = 0, rank = 0, line = 0;
+        char *buf = s == EFF_OK ? (char *)eff_ctx_alloc(ctx, (size_t)mf.size + 1) : NULL;
+        if (s == EFF_OK && !buf) s = EFF_ERR_OOM;
+        while (s == EFF_OK && p < mf.size) {
+            int64_t e = p, sp;
+            const char *ln = (const char *)mf.data + p;
+            while (e < mf.size && mf.data[e] != '\n') e++;
+            line++;
+            if (e > p && mf.data[e - 1] == '\r') e--;
+            if (e > p && !(line == 1 && ln[0] == '#')) {
+                int64_t la, lb;
+                int32_t a, b, m;
+                for (sp = 0; p + sp < e && ln[sp] != ' '; sp++) {}
+                if (p + sp >= e) { s = eff_ctx_error(ctx, EFF_ERR_FORMAT, "%s:%lld: a merge needs two symbols", merges_txt, (long long)line); break; }
+                la = eff__gpt2_unmap(ln, sp, buf);
+                lb = la < 0 ? -1 : eff__gpt2_unmap(ln + sp + 1, e - p - sp - 1, buf + la);
+                if (la <= 0 || lb <= 0) { s = eff_ctx_error(ctx, EFF_ERR_FORMAT, "%s:%lld: symbols outside GPT-2's alphabet", merges_txt, (long long)line); break; }
+                a = eff__tok_lookup(t, buf, la); b = eff__tok_lookup(t, buf + la, lb); m = eff__tok_lookup(t, buf, la + lb);
+                if (a < 0 || b < 0 || m < 0) { s = eff_ctx_error(ctx, EFF_ERR_FORMAT, "%s:%lld: merge of symbols missing from the vocabulary", merges_txt, (long long)line); break; }
+                s = eff__merge_insert(ctx, t, a, b, (int32_t)rank++, m);
+            }
+            while (e < mf.size && mf.data[e] != '\n') e++;
+            p = e + 1;
+        }
+        eff_ctx_free(ctx, buf);
+    }
+    eff_file_map_close(ctx, &mf);
+    if (s != EFF_OK) eff_tokenizer_free(ctx, t);
+    return s;
+}
+
+/* Unicode classes GPT-2's pre-tokenizer needs. Non-ASCII code points count as letters,
+   except the common punctuation, symbol, space and digit blocks listed here. */
+static int eff__is_space(uint32_t c) {
+    return c == ' ' || (c >= 9 && c <= 13) || c == 0x85 || c == 0xA0 || c == 0x1680 || (c >= 0x2000 && c <= 0x200A) ||
+           c == 0x2028 || c == 0x2029 || c == 0x202F || c == 0x205F || c == 0x3000;
+}
+static int eff__is_digit(uint32_t c) {
+    return (c >= '0' && c <= '9') || c == 0xB2 || c == 0xB3 || c == 0xB9 || (c >= 0xBC && c <= 0xBE) || (c >= 0x660 && c <= 0x669) ||
+           (c >= 0x6F0 && c <= 0x6F9) || (c >= 0x966 && c <= 0x96F) || (c >= 0xFF10 && c <= 0xFF19);
+}
+static int eff__is_letter(uint32_t c) {
+    if (c < 0x80) return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z');
+    if (eff__is_space(c) || eff__is_digit(c)) return 0;
+    if (c < 0xC0) return c == 0xAA || c == 0xB5 || c == 0xBA;
+    if (c == 0xD7 || c == 0xF7) return 0;
+    if ((c >= 0x2000 && c <= 0x2BFF) || (c >= 0x3000 && c <= 0x303F) || (c >= 0xFE30 && c <= 0xFE4F) || (c >= 0xFF00 && c <= 0xFF20) ||
+        (c >= 0x1F000 && c <= 0x1FAFF))
+        return 0;
+    return 1;
+}
+
+/* Length of the next GPT-2 pre-token at p: 's|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+ */
+static int64_t eff__gpt2_pretoken(const unsigned char *p, int64_t n) {
+    uint32_t c, d;
+    int64_t i, l, k;
+    static const char *con[] = {"'s", "'t", "'re", "'ve", "'m", "'ll", "'d"};
+    for (k = 0; k < 7; k++) {
+        int64_t cl = (int64_t)strlen(con[k]);
+        if (n >= cl && memcmp(p, con[k], (size_t)cl) == 0) return cl;
+    }
+    l = eff__utf8(p, n, &c);
+    if (!l) return 1;   /* invalid UTF-8: one byte on its own */
+    i = 0;
+    if (c == ' ' && n > 1) {   /* ' ?' prefix */
+        int64_t l2 = eff__utf8(p + 1, n - 1, &d);
+        if (l2 && !eff__is_space(d)) { i = 1; c = d; l = l2; }
+    }
+    if (i == 1 || !eff__is_space(c)) {
+        int cls = eff__is_letter(c) ? 1 : eff__is_digit(c) ? 2 : 3;
+        i += l;
+        while (i < n) {
+            int64_t l2 = eff__utf8(p + i, n - i, &d);
+            int cd;
+            if (!l2) break;
+            cd = eff__is_space(d) ? 0 : eff__is_letter(d) ? 1 : eff__is_digit(d) ? 2 : 3;
+            if (cd != cls) break;
+            i += l2;
+        }
+        return i;
+    }
+    /* whitespace run; if a non-space follows, leave its last character for the next token */
+    i = 0;
+    while (i < n) {
+        int64_t l2 = eff__utf8(p + i, n - i, &d);
+        if (!l2 || !eff__is_space(d)) break;
+        k = i; i += l2;
+    }
+    if (i < n && i > l) return k;   /* \s+(?!\S): back off one character */
+    return i;
+}
+
+/* Appends id, counting even when out of room. */
+#define EFF__PUSH(id_) do { if (cnt < max_ids) ids[cnt] = (id_); cnt++; } while (0)
+
+EFFDEF eff_status eff_tokenizer_encode(eff_ctx *ctx, const eff_tokenizer *t, const char *text, int64_t len, int bos, int eos,
+                                       int32_t *ids, int64_t max_ids, int64_t *n) {
+    int64_t cnt = 0, i;
+    int32_t *work = NULL;
+    EFF__CHECK_PTR(ctx, t);
+    EFF__CHECK(ctx, len == 0 || text, EFF_ERR_INVALID_ARG, "eff_tokenizer_encode: argument 'text' is NULL");
+    EFF__CHECK(ctx, len >= 0 && max_ids >= 0 && (max_ids == 0 || ids), EFF_ERR_INVALID_ARG, "eff_tokenizer_encode: bad lengths");
+    if (bos && t->bos_id >= 0) EFF__PUSH(t->bos_id);
+    if (t->kind == EFF_TOK_BYTE) {
+        for (i = 0; i < len; i++) EFF__PUSH((int32_t)(unsigned char)text[i]);
+    } else if (t->kind == EFF_TOK_LLAMA2C) {
+        /* llama2.c run.c: dummy-prefix space, code points (byte fallback), then merge the
+           adjacent pair whose concatenation has the highest score until none exists */
+        int64_t m = 0, k;
+        char *tmp = (char *)eff_ctx_alloc(ctx, (size_t)(2 * 256 + 8));
+        work = (int32_t *)eff_ctx_alloc(ctx, (size_t)(len + 2) * 4 * sizeof(int32_t));
+        if (!work || !tmp) { eff_ctx_free(ctx, work); eff_ctx_free(ctx, tmp); return EFF_ERR_OOM; }
+        if (len > 0) {
+            int32_t sp = eff__tok_lookup(t, " ", 1);
+            if (sp >= 0) work[m++] = sp;
+        }
+        for (i = 0; i < len;) {
+            int64_t l = 1;
+            int32_t id;
+            while (i + l < len && l < 4 && ((unsigned char)text[i + l] & 0xC0) == 0x80) l++;
+            id = eff__tok_lookup(t, text + i, l);
+            if (id >= 0) work[m++] = id;
+            else for (k = 0; k < l; k++) {
+                int32_t b = t->byte_id[(unsigned char)text[i + k]];
+                if (b < 0) { eff_ctx_free(ctx, work); eff_ctx_free(ctx, tmp); return eff_ctx_error(ctx, EFF_ERR_FORMAT, "tokenizer has no byte fallback for 0x%02x", (unsigned char)text[i + k]); }
+                work[m++] = b;
+            }
+            i += l;
+        }
+        while (m > 1) {
+            float best = -1e30f;
+            int64_t bi = -1;
+            int32_t bid = -1;
+            for (k = 0; k + 1 < m; k++) {
+                int32_t la = t->piece_len[work[k]], lb = t->piece_len[work[k + 1]], id;
+                if (la + lb > 512) continue;
+                memcpy(tmp, t->pieces[work[k]], (size_t)la);
+                memcpy(tmp + la, t->pieces[work[k + 1]], (size_t)lb);
+                id = eff__tok_lookup(t, tmp, la + lb);
+                if (id >= 0 && t->scores[id] > best) { best = t->scores[id]; bi = k; bid = id; }
+            }
+            if (bi < 0) break;
+            work[bi] = bid;
+            memmove(work + bi + 1, work + bi + 2, (size_t)(m - bi - 2) * sizeof(int32_t));
+            m--;
+        }
+        for (k = 0; k < m; k++) EFF__PUSH(work[k]);
+        eff_ctx_free(ctx, tmp);
+    } else {
+        /* GPT-2: pre-tokens, then BPE on bytes merging the lowest-rank pair everywhere */
+        const unsigned char *p = (const unsigned char *)text;
+        work = (int32_t *)eff_ctx_alloc(ctx, (size_t)(len + 1) * sizeof(int32_t));
+        if (!work) return EFF_ERR_OOM;
+        i = 0;
+        while (i < len) {
+            int64_t pl = eff__gpt2_pretoken(p + i, len - i), m = pl, k;
+            for (k = 0; k < pl; k++) work[k] = t->byte_id[p[i + k]];
+            while (m > 1) {
+                int32_t best = -1, bid = -1, a = -1, b = -1, id;
+                int64_t w, r;
+                for (k = 0; k + 1 < m; k++) {
+                    int32_t rk = eff__merge_find(t, work[k], work[k + 1], &id);
+                    if (rk >= 0 && (best < 0 || rk < best)) { best = rk; bid = id; a = work[k]; b = work[k + 1]; }
+                }
+                if (best < 0) break;
+                for (r = 0, w = 0; r < m; r++) {
+                    if (r + 1 < m && work[r] == a && work[r + 1] == b) { work[w++] = bid; r++; }
+                    else work[w++] = work[r];
+                }
+                m = w;
+            }
+            for (k = 0; k < m; k++) EFF__PUSH(work[k]);
+            i += pl;
+        }
+    }
+    eff_ctx_free(ctx, work);
+    if (eos && t->eos_id >= 0) EFF__PUSH(t->eos_id);
+    if (n) *n = cnt;
+    if (cnt > max_ids) return eff_ctx_error(ctx, EFF_ERR_SHAPE, "eff_tokenizer_encode: %lld ids do not fit in %lld", (long long)cnt, (long long)max_ids);
+    return EFF_OK;
+}
+#undef EFF__PUSH
+
+EFFDEF const char *eff_tokenizer_piece(const eff_tokenizer *t, int32_t prev, int32_t id, int32_t *len) {
+    const char *p;
+    int32_t l;
+    if (!t || id < 0 || id >= t->vocab_size) { if (len) *len = 0; return ""; }
+    if (id == t->bos_id || id == t->eos_id) { if (len) *len = 0; return ""; }
+    p = t->pieces[id]; l = t->piece_len[id];
+    if (t->kind == EFF_TOK_LLAMA2C) {
+        if ((prev < 0 || prev == t->bos_id) && l > 0 && p[0] == ' ') { p++; l--; }
+        if (id >= 3 && id < 259 && l == 6 && p[0] == '<' && p[1] == '0' && p[2] == 'x' && p[5] == '>') {
+            if (len) *len = 1;
+            return t->byte_text + (id - 3);   /* byte-fallback token: the raw byte */
+        }
+    }
+    if (len) *len = l;
+    return p;
+}
+
+EFFDEF eff_status eff_tokenizer_decode(eff_ctx *ctx, const eff_tokenizer *t, const int32_t *ids, int64_t n, char *out, size_t size,
+                                       size_t *len) {
+    size_t total = 0;
+    int64_t i;
+    EFF__CHECK_PTR(ctx, t);
+    EFF__CHECK(ctx, n == 0 || ids, EFF_ERR_INVALID_ARG, "eff_tokenizer_decode: argument 'ids' is NULL");
+    for (i = 0; i < n; i++) {
+        int32_t l;
+        const char *p;
+        EFF__CHECK(ctx, ids[i] >= 0 && ids[i] < t->vocab_size, EFF_ERR_INVALID_ARG, "eff_tokenizer_decode: ids[%lld] = %d outside the vocabulary",
+                   (long long)i, (int)ids[i]);
+        p = eff_tokenizer_piece(t, i ? ids[i - 1] : -1, ids[i], &l);
+        if (out && total < size) memcpy(out + total, p, (size_t)l < size - total ? (size_t)l : size - total);
+        total += (size_t)l;
+    }
+    if (out && size) out[total < size ? total : size - 1] = 0;
+    if (len) *len = total;
+    return EFF_OK;
 }
 
 /* ---------------------------------------------------------------------------

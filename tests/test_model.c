@@ -10,6 +10,11 @@
 #define FIXTURES "tests/fixtures/model"
 #endif
 
+static void write_text(const char *path, const char *text) {
+    FILE *f = fopen(path, "wb");
+    if (f) { fputs(text, f); fclose(f); }
+}
+
 static const float *st_f32(const eff_safetensors *st, const char *name, int64_t *n) {
     const eff_safetensors_entry *e = eff_safetensors_find(st, name);
     if (!e || e->tensor.dtype != EFF_F32) return NULL;
@@ -141,10 +146,6 @@ static void check_roundtrip(eff_ctx *ctx, const char *preset) {
 }
 
 /* Malformed checkpoints: each a clear error, no crash. */
-static void write_text(const char *path, const char *text) {
-    FILE *f = fopen(path, "wb");
-    if (f) { fputs(text, f); fclose(f); }
-}
 static void check_malformed(eff_ctx *ctx) {
     eff_model m, good;
     eff_model_config c;
@@ -239,6 +240,81 @@ static void check_moe_fd(eff_ctx *ctx, int router) {
     eff_model_free(ctx, &m);
 }
 
+/* Tokenizers against the ids the real libraries produced (tools/gen_tokenizer_fixtures.py). */
+static void check_tokenizers(eff_ctx *ctx) {
+    eff_file_map fm;
+    eff_json js;
+    const eff_json_node *r, *c, *cases;
+    eff_tokenizer tg, tl, tb;
+    int32_t ids[512];
+    char text[512];
+    int64_t n, k;
+    size_t len;
+    int kind;
+    EFF_CHECK_STATUS(ctx, eff_file_map_open(ctx, "tests/fixtures/tok/cases.json", &fm), EFF_OK, "open cases.json");
+    EFF_CHECK_STATUS(ctx, eff_json_parse(ctx, &js, (const char *)fm.data, fm.size, 0), EFF_OK, "parse cases.json");
+    r = eff_json_root(&js);
+    EFF_CHECK_STATUS(ctx, eff_tokenizer_load_gpt2(ctx, &tg, "tests/fixtures/tok/gpt2/vocab.json", "tests/fixtures/tok/gpt2/merges.txt"), EFF_OK, "load gpt2");
+    EFF_CHECK_STATUS(ctx, eff_tokenizer_load_llama2c(ctx, &tl, "tests/fixtures/tok/llama2c/tokenizer.bin",
+                     eff_json_get_int(&js, eff_json_get(&js, r, "llama2c"), "vocab_size", 0)), EFF_OK, "load llama2c");
+    for (kind = 0; kind < 2; kind++) {
+        const eff_tokenizer *t = kind ? &tl : &tg;
+        cases = kind ? eff_json_get(&js, eff_json_get(&js, r, "llama2c"), "cases") : eff_json_get(&js, r, "gpt2");
+        for (c = eff_json_child(&js, cases); c; c = eff_json_next(&js, c)) {
+            const char *s = eff_json_get_string(&js, c, "text", "");
+            const eff_json_node *want = eff_json_get(&js, c, "ids"), *runc = eff_json_get(&js, c, "runc_ids"), *w;
+            int same, same_real;
+            eff_status st = eff_tokenizer_encode(ctx, t, s, (int64_t)strlen(s), 0, 0, ids, 512, &n);
+            same_real = st == EFF_OK && n == want->len;
+            for (k = 0, w = eff_json_child(&js, want); same_real && w; w = eff_json_next(&js, w), k++) same_real = ids[k] == (int32_t)w->inum;
+            if (!runc) {
+                EFF_CHECK(same_real, "gpt2 tokenizer: \"%s\" -> %lld ids as HF tokenizers' byte-level BPE", s, (long long)n);
+            } else {
+                /* llama2.c's encoder (run.c) is the format's definition; sentencepiece agrees except on some whitespace runs */
+                const eff_json_node *r0 = eff_json_child(&js, runc), *w0 = eff_json_child(&js, want);
+                int runc_is_sp = runc->len == want->len;
+                for (; runc_is_sp && r0; r0 = eff_json_next(&js, r0), w0 = eff_json_next(&js, w0)) runc_is_sp = r0->inum == w0->inum;
+                same = st == EFF_OK && n == runc->len;
+                for (k = 0, w = eff_json_child(&js, runc); same && w; w = eff_json_next(&js, w), k++) same = ids[k] == (int32_t)w->inum;
+                EFF_CHECK(same, "llama2.c tokenizer: \"%s\" -> %lld ids as run.c's encoder", s, (long long)n);
+                if (runc_is_sp) EFF_CHECK(same_real, "llama2.c tokenizer: \"%s\" -> the same ids as sentencepiece", s);
+            }
+            eff_tokenizer_decode(ctx, t, ids, n, text, sizeof text, &len);
+            /* sentencepiece's dummy prefix comes back as a leading space that decode drops */
+            EFF_CHECK(len == strlen(s) && memcmp(text, s, len) == 0, "%s tokenizer: decode(encode(\"%s\")) round trip", kind ? "llama2.c" : "gpt2", s);
+        }
+    }
+    EFF_CHECK_STATUS(ctx, eff_tokenizer_encode(ctx, &tg, "Hello world", 11, 0, 0, ids, 2, &n), EFF_ERR_SHAPE, "encode into too small a buffer");
+    EFF_CHECK(n > 2, "the needed count is reported (%lld)", (long long)n);
+    EFF_CHECK_STATUS(ctx, eff_tokenizer_byte(ctx, &tb), EFF_OK, "byte tokenizer");
+    {
+        const char s[] = "bytes \xff\x00 ok";
+        eff_tokenizer_encode(ctx, &tb, s, (int64_t)sizeof s - 1, 0, 0, ids, 512, &n);
+        eff_tokenizer_decode(ctx, &tb, ids, n, text, sizeof text, &len);
+        EFF_CHECK(n == (int64_t)sizeof s - 1 && len == sizeof s - 1 && memcmp(text, s, len) == 0, "byte tokenizer round trip incl. 0x00 and 0xff");
+    }
+    eff_tokenizer_free(ctx, &tg);
+    eff_tokenizer_free(ctx, &tl);
+    eff_tokenizer_free(ctx, &tb);
+    eff_json_free(ctx, &js);
+    eff_file_map_close(ctx, &fm);
+    {   /* malformed tokenizer files */
+        FILE *f = fopen("build/tok_bad.bin", "wb");
+        unsigned char b[16] = {16, 0, 0, 0, 0, 0, 128, 63, 200, 0, 0, 0, 'a', 'b', 'c', 'd'};
+        fwrite(b, 1, sizeof b, f);
+        fclose(f);
+        EFF_CHECK_STATUS(ctx, eff_tokenizer_load_llama2c(ctx, &tl, "build/tok_bad.bin", 10), EFF_ERR_FORMAT, "tokenizer.bin with a length past the end");
+        f = fopen("build/tok_bad.bin", "wb");
+        fwrite(b, 1, 10, f);
+        fclose(f);
+        EFF_CHECK_STATUS(ctx, eff_tokenizer_load_llama2c(ctx, &tl, "build/tok_bad.bin", 10), EFF_ERR_FORMAT, "truncated tokenizer.bin");
+        write_text("build/tok_bad.json", "{\"a\": 0, \"b\": \"x\"}");
+        EFF_CHECK_STATUS(ctx, eff_tokenizer_load_gpt2(ctx, &tg, "build/tok_bad.json", "tests/fixtures/tok/gpt2/merges.txt"), EFF_ERR_FORMAT, "vocab.json with a non-integer id");
+        write_text("build/tok_bad.json", "{\"a\": 0, \"b\": 1}");
+        EFF_CHECK_STATUS(ctx, eff_tokenizer_load_gpt2(ctx, &tg, "build/tok_bad.json", "tests/fixtures/tok/gpt2/merges.txt"), EFF_ERR_FORMAT, "vocab.json without all 256 bytes");
+    }
+}
+
 static void check_counts(void) {
     eff_model_config c;
     eff_model_counts k;
@@ -265,6 +341,7 @@ int main(void) {
     check_roundtrip(ctx, "tiny-gpt2");
     check_roundtrip(ctx, "tiny-llama");
     check_malformed(ctx);
+    check_tokenizers(ctx);
     EFF_CHECK(eff_ctx_bytes_in_use(ctx) == 0, "no memory left allocated (%zu bytes)", eff_ctx_bytes_in_use(ctx));
     eff_ctx_destroy(ctx);
     return EFF_TEST_END();

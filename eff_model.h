@@ -158,6 +158,7 @@ typedef struct eff_model_acts {
     /* backward scratch */
     eff_tensor dres, dtmp, dln, datt, dq, dk, dv, dh, du, da, dlogits;
     eff_tensor dys, dxs, dhs, dus, das, dprobs, dgate;   /* MoE */
+    int dropless;                          /* MoE: ignore the capacity limit (cached steps) */
     float loss;                            /* cross-entropy + aux_loss_coef * sum of MoE aux losses */
     float ce_loss;
     int has_targets;
@@ -200,6 +201,24 @@ EFFDEF eff_status eff_model_forward(eff_ctx *ctx, eff_model *m, const int32_t *t
 EFFDEF eff_status eff_model_backward(eff_ctx *ctx, eff_model *m);
 
 EFFDEF const eff_model_param *eff_model_find_param(const eff_model *m, const char *name);
+
+/* KV-cached inference. A cache for this model (n_layers, n_kv_heads, head_dim filled in
+   from the config; the rest of opts as eff_attn_cache_opts: dtype, max_seqs, max_tokens,
+   paged, window, n_sink). */
+EFFDEF eff_status eff_model_cache_create(eff_ctx *ctx, const eff_model *m, eff_attn_cache *cache, const eff_attn_cache_opts *opts);
+/* Runs n new tokens of each of B sequences (tokens [B, n], sequence ids seqs[B]) over the
+   cache: their K/V are appended and attention sees everything cached before them.
+   Prefill is a step with n = prompt length; decode is n = 1; speculative verification
+   n = gamma + 1. Logits [B, n, V] land in m->acts.logits and, if logits != NULL, there.
+   MoE layers run dropless here (no capacity limit). */
+EFFDEF eff_status eff_model_step(eff_ctx *ctx, eff_model *m, eff_attn_cache *cache, const int64_t *seqs, int64_t B,
+                                 const int32_t *tokens, int64_t n, float *logits);
+/* Converts every linear (and the token embedding, which a tied head reads) to dtype
+   through the context's dtype table (eff_quant_register first for block formats).
+   Quantized weights are frozen: backward still gives input gradients. */
+EFFDEF eff_status eff_model_quantize(eff_ctx *ctx, eff_model *m, int dtype);
+/* Bytes of weights one decode step reads (every linear, the head and one embedding row). */
+EFFDEF int64_t eff_model_weight_bytes(const eff_model *m);
 
 /* HF checkpoints: dir/config.json + dir/model.safetensors. */
 EFFDEF eff_status eff_model_load_hf(eff_ctx *ctx, eff_model *m, const char *dir);
@@ -744,6 +763,8 @@ static eff_tensor eff__rows(const eff_tensor *t, int64_t r0, int64_t n) {
    Capacity (capacity_factor > 0): each expert takes at most ceil(cf * N * k / E)
    assignments, filled slot by slot (all first choices, then second choices, ...)
    in token order; dropped assignments contribute nothing (the residual carries x).
+   Capacity makes a token's output depend on the rest of the batch, so KV-cached
+   steps (inference) run dropless.
    Aux loss (Switch, Fedus et al. 2021): E * sum_e f_e P_e with f_e the fraction of the
    N*k assignments routed to e (before the capacity limit) and P_e the mean router
    probability of e. */
@@ -779,7 +800,7 @@ static eff_status eff__moe_forward(eff_ctx *ctx, eff_model *m, int64_t l, eff_te
         for (n = 0; n < N; n++) { sel[n] = (int32_t)(eff_hash_u64((uint64_t)l, (uint64_t)tokens[n]) % (uint64_t)E); gate[n] = 1.0f; }
     }
     /* capacity, slot-major; rows sorted by expert */
-    cap = c->capacity_factor > 0.0f ? (int64_t)ceil((double)c->capacity_factor * (double)(N * K) / (double)E) : N * K;
+    cap = c->capacity_factor > 0.0f && !m->acts.dropless ? (int64_t)ceil((double)c->capacity_factor * (double)(N * K) / (double)E) : N * K;
     fill = (int64_t *)eff_ctx_calloc(ctx, (size_t)(2 * E) * sizeof(int64_t));
     if (!fill) return EFF_ERR_OOM;
     for (e = 0; e < E; e++) cnt[e] = 0.0f;
@@ -907,11 +928,16 @@ static eff_status eff__moe_backward(eff_ctx *ctx, eff_model *m, int64_t l, eff_t
 /* ---------------------------------------------------------------------------
    Forward
    --------------------------------------------------------------------------- */
-static eff_status eff__layer_forward(eff_ctx *ctx, eff_model *m, int64_t l, eff_tensor *out) {
+/* One layer. Training/forward (cache == NULL): causal attention over the T tokens.
+   Cached step: sequence b's tokens sit at positions pos[b] .. pos[b]+T; their K/V are
+   appended to the cache and attention reads everything cached. */
+static eff_status eff__layer_forward(eff_ctx *ctx, eff_model *m, int64_t l, eff_tensor *out, eff_attn_cache *cache,
+                                     const int64_t *seqs, const int64_t *pos) {
     const eff_model_config *c = &m->cfg;
     eff_model_layer *ly = &m->layers[l];
     eff_model_layer_acts *L = &m->acts.layers[l];
     int gpt2 = c->arch == EFF_MODEL_GPT2;
+    int64_t b, B = m->acts.B;
     eff_tensor Q, K, V, O, q4, k4;
     eff_attn_opts ao = eff__attn_opts(m);
     EFF__TRY(eff__norm_fwd(ctx, m, &L->ln1, &L->ln1_mean, &L->ln1_rstd, &L->res, &ly->ln1_w, gpt2 ? &ly->ln1_b : NULL));
@@ -919,17 +945,29 @@ static eff_status eff__layer_forward(eff_ctx *ctx, eff_model *m, int64_t l, eff_
     EFF__TRY(eff_model_linear_forward(ctx, &ly->k, &L->k, &L->ln1));
     EFF__TRY(eff_model_linear_forward(ctx, &ly->v, &L->v, &L->ln1));
     if (!gpt2) {
-        eff_rope_opts ro = eff__rope_opts(m, 0);
         q4 = eff__heads(&L->q, c->n_heads, c->head_dim);
         k4 = eff__heads(&L->k, c->n_kv_heads, c->head_dim);
-        EFF__TRY(eff_rope_forward(ctx, &q4, &q4, &ro));
-        EFF__TRY(eff_rope_forward(ctx, &k4, &k4, &ro));
+        for (b = 0; b < (pos ? B : 1); b++) {   /* one RoPE call per sequence position offset */
+            eff_rope_opts ro = eff__rope_opts(m, pos ? pos[b] : 0);
+            eff_tensor qb = q4, kb = k4;
+            if (pos) { EFF__TRY(eff_tensor_slice(ctx, &qb, &q4, 0, b, 1)); EFF__TRY(eff_tensor_slice(ctx, &kb, &k4, 0, b, 1)); }
+            EFF__TRY(eff_rope_forward(ctx, &qb, &qb, &ro));
+            EFF__TRY(eff_rope_forward(ctx, &kb, &kb, &ro));
+        }
     }
     Q = eff__bhtd(&L->q, c->n_heads, c->head_dim);
     K = eff__bhtd(&L->k, c->n_kv_heads, c->head_dim);
     V = eff__bhtd(&L->v, c->n_kv_heads, c->head_dim);
     O = eff__bhtd(&L->att, c->n_heads, c->head_dim);
-    if (m->attn_impl == EFF_ATTN_IMPL_REF) EFF__TRY(eff_attn_ref_forward(ctx, &O, &L->lse, &Q, &K, &V, &ao));
+    if (cache) {
+        for (b = 0; b < B; b++) {
+            eff_tensor Kb, Vb;
+            EFF__TRY(eff_tensor_slice(ctx, &Kb, &K, 0, b, 1));
+            EFF__TRY(eff_tensor_slice(ctx, &Vb, &V, 0, b, 1));
+            EFF__TRY(eff_attn_cache_append(ctx, cache, l, seqs[b], &Kb, &Vb));
+        }
+        EFF__TRY(eff_attn_cache_decode(ctx, &O, NULL, &Q, cache, l, seqs, &ao));
+    } else if (m->attn_impl == EFF_ATTN_IMPL_REF) EFF__TRY(eff_attn_ref_forward(ctx, &O, &L->lse, &Q, &K, &V, &ao));
     else EFF__TRY(eff_attn_flash_forward(ctx, &O, &L->lse, &Q, &K, &V, &ao));
     EFF__TRY(eff_model_linear_forward(ctx, &ly->o, &L->res2, &L->att));
     EFF__TRY(eff_residual_forward(ctx, &L->res2, &L->res2, &L->res));
@@ -939,36 +977,39 @@ static eff_status eff__layer_forward(eff_ctx *ctx, eff_model *m, int64_t l, eff_
     return eff_residual_forward(ctx, out, out, &L->res2);
 }
 
-EFFDEF eff_status eff_model_forward(eff_ctx *ctx, eff_model *m, const int32_t *tokens, const int32_t *targets, int64_t B, int64_t T,
-                                    float *loss) {
-    const eff_model_config *c;
+/* Shared by eff_model_forward (cache == NULL) and eff_model_step. */
+static eff_status eff__model_run(eff_ctx *ctx, eff_model *m, const char *fn, const int32_t *tokens, const int32_t *targets, int64_t B,
+                                 int64_t T, eff_attn_cache *cache, const int64_t *seqs, const int64_t *pos) {
+    const eff_model_config *c = &m->cfg;
     eff_model_acts *A;
     int64_t l, i;
-    EFF__CHECK_PTR(ctx, m);
-    EFF__CHECK_PTR(ctx, tokens);
-    EFF__CHECK(ctx, m->params != NULL, EFF_ERR_INVALID_ARG, "eff_model_forward: model is not built");
-    c = &m->cfg;
-    EFF__CHECK(ctx, B > 0 && T > 0, EFF_ERR_SHAPE, "eff_model_forward: B = %lld and T = %lld must be positive", (long long)B, (long long)T);
-    EFF__CHECK(ctx, T <= c->max_seq, EFF_ERR_SHAPE, "eff_model_forward: T = %lld exceeds max_seq %lld", (long long)T, (long long)c->max_seq);
+    EFF__CHECK(ctx, B > 0 && T > 0, EFF_ERR_SHAPE, "%s: B = %lld and T = %lld must be positive", fn, (long long)B, (long long)T);
+    for (i = 0; i < (pos ? B : 1); i++)
+        EFF__CHECK(ctx, (pos ? pos[i] : 0) + T <= c->max_seq, EFF_ERR_SHAPE, "%s: positions up to %lld exceed max_seq %lld", fn,
+                   (long long)((pos ? pos[i] : 0) + T), (long long)c->max_seq);
     for (i = 0; i < B * T; i++) {
         EFF__CHECK(ctx, tokens[i] >= 0 && tokens[i] < c->vocab_size, EFF_ERR_INVALID_ARG,
-                   "eff_model_forward: tokens[%lld] = %d outside the vocabulary of %lld", (long long)i, (int)tokens[i], (long long)c->vocab_size);
+                   "%s: tokens[%lld] = %d outside the vocabulary of %lld", fn, (long long)i, (int)tokens[i], (long long)c->vocab_size);
         EFF__CHECK(ctx, !targets || targets[i] == -100 || (targets[i] >= 0 && targets[i] < c->vocab_size), EFF_ERR_INVALID_ARG,
-                   "eff_model_forward: targets[%lld] = %d is neither -100 nor in the vocabulary", (long long)i, (int)targets[i]);
+                   "%s: targets[%lld] = %d is neither -100 nor in the vocabulary", fn, (long long)i, (int)targets[i]);
     }
     EFF__TRY(eff__acts_ensure(ctx, m, B, T));
     A = &m->acts;
+    A->dropless = cache != NULL;
     memcpy(A->tokens.data, tokens, (size_t)(B * T) * sizeof(int32_t));
     A->has_targets = targets != NULL;
     if (targets) memcpy(A->targets.data, targets, (size_t)(B * T) * sizeof(int32_t));
     EFF__TRY(eff_embedding_forward(ctx, &A->layers[0].res, &A->tokens, &m->tok_emb));
     if (c->arch == EFF_MODEL_GPT2) {
-        eff_tensor pos;
-        EFF__TRY(eff_tensor_slice(ctx, &pos, &m->pos_emb, 0, 0, T));
-        EFF__TRY(eff_add_forward(ctx, &A->layers[0].res, &A->layers[0].res, &pos));
+        for (i = 0; i < (pos ? B : 1); i++) {
+            eff_tensor pe, res = A->layers[0].res;
+            EFF__TRY(eff_tensor_slice(ctx, &pe, &m->pos_emb, 0, pos ? pos[i] : 0, T));
+            if (pos) EFF__TRY(eff_tensor_slice(ctx, &res, &A->layers[0].res, 0, i, 1));
+            EFF__TRY(eff_add_forward(ctx, &res, &res, &pe));
+        }
     }
     for (l = 0; l < c->n_layers; l++)
-        EFF__TRY(eff__layer_forward(ctx, m, l, l + 1 < c->n_layers ? &A->layers[l + 1].res : &A->res_out));
+        EFF__TRY(eff__layer_forward(ctx, m, l, l + 1 < c->n_layers ? &A->layers[l + 1].res : &A->res_out, cache, seqs, pos));
     EFF__TRY(eff__norm_fwd(ctx, m, &A->lnf, &A->lnf_mean, &A->lnf_rstd, &A->res_out, &m->lnf_w, c->arch == EFF_MODEL_GPT2 ? &m->lnf_b : NULL));
     EFF__TRY(eff_model_linear_forward(ctx, &m->head, &A->logits, &A->lnf));
     A->loss = A->ce_loss = 0.0f;
@@ -978,8 +1019,130 @@ EFFDEF eff_status eff_model_forward(eff_ctx *ctx, eff_model *m, const int32_t *t
         A->loss = A->ce_loss;
         for (l = 0; l < c->n_layers && c->n_experts; l++) A->loss += c->aux_loss_coef * A->layers[l].aux;
     }
-    if (loss) *loss = A->loss;
     return EFF_OK;
+}
+
+EFFDEF eff_status eff_model_forward(eff_ctx *ctx, eff_model *m, const int32_t *tokens, const int32_t *targets, int64_t B, int64_t T,
+                                    float *loss) {
+    EFF__CHECK_PTR(ctx, m);
+    EFF__CHECK_PTR(ctx, tokens);
+    EFF__CHECK(ctx, m->params != NULL, EFF_ERR_INVALID_ARG, "eff_model_forward: model is not built");
+    EFF__TRY(eff__model_run(ctx, m, "eff_model_forward", tokens, targets, B, T, NULL, NULL, NULL));
+    if (loss) *loss = m->acts.loss;
+    return EFF_OK;
+}
+
+EFFDEF eff_status eff_model_cache_create(eff_ctx *ctx, const eff_model *m, eff_attn_cache *cache, const eff_attn_cache_opts *opts) {
+    eff_attn_cache_opts o;
+    EFF__CHECK_PTR(ctx, m);
+    EFF__CHECK_PTR(ctx, cache);
+    memset(&o, 0, sizeof o);
+    if (opts) o = *opts;
+    o.n_layers = m->cfg.n_layers; o.n_kv_heads = m->cfg.n_kv_heads; o.head_dim = m->cfg.head_dim;
+    if (o.max_tokens == 0 && o.window == 0) o.max_tokens = m->cfg.max_seq;
+    return eff_attn_cache_create(ctx, cache, &o);
+}
+
+EFFDEF eff_status eff_model_step(eff_ctx *ctx, eff_model *m, eff_attn_cache *cache, const int64_t *seqs, int64_t B, const int32_t *tokens,
+                                 int64_t n, float *logits) {
+    int64_t *pos, b;
+    eff_status s;
+    EFF__CHECK_PTR(ctx, m);
+    EFF__CHECK_PTR(ctx, cache);
+    EFF__CHECK_PTR(ctx, seqs);
+    EFF__CHECK_PTR(ctx, tokens);
+    EFF__CHECK(ctx, m->params != NULL, EFF_ERR_INVALID_ARG, "eff_model_step: model is not built");
+    EFF__CHECK(ctx, cache->opts.n_layers == m->cfg.n_layers && cache->opts.n_kv_heads == m->cfg.n_kv_heads &&
+               cache->opts.head_dim == m->cfg.head_dim, EFF_ERR_SHAPE, "eff_model_step: the cache was made for another model shape");
+    EFF__CHECK(ctx, B > 0 && n > 0, EFF_ERR_SHAPE, "eff_model_step: B = %lld and n = %lld must be positive", (long long)B, (long long)n);
+    pos = (int64_t *)eff_ctx_alloc(ctx, (size_t)B * sizeof(int64_t));
+    if (!pos) return EFF_ERR_OOM;
+    for (b = 0; b < B; b++) {
+        if (seqs[b] < 0 || seqs[b] >= cache->opts.max_seqs) {
+            eff_ctx_free(ctx, pos);
+            return eff_ctx_error(ctx, EFF_ERR_INVALID_ARG, "eff_model_step: seqs[%lld] = %lld outside the cache's %lld sequences", (long long)b,
+                                 (long long)seqs[b], (long long)cache->opts.max_seqs);
+        }
+        pos[b] = cache->len[seqs[b] * cache->opts.n_layers];   /* layer 0's count = the next position */
+    }
+    s = eff__model_run(ctx, m, "eff_model_step", tokens, NULL, B, n, cache, seqs, pos);
+    eff_ctx_free(ctx, pos);
+    if (s == EFF_OK && logits) memcpy(logits, m->acts.logits.data, (size_t)(B * n * m->cfg.vocab_size) * sizeof(float));
+    return s;
+}
+
+static eff_status eff__quantize_tensor(eff_ctx *ctx, eff_tensor *W, int dtype, unsigned char **store) {
+    const eff_dtype_traits *tr = eff_ctx_dtype(ctx, dtype);
+    int64_t rows = W->ne[0], cols = W->ne[1], rb = eff_dtype_row_bytes(dtype, cols), r;
+    float *tmp;
+    EFF__CHECK(ctx, W->dtype == EFF_F32, EFF_ERR_DTYPE, "eff_model_quantize: weights are already %s", eff_dtype_name(W->dtype));
+    EFF__CHECK(ctx, rb > 0, EFF_ERR_SHAPE, "eff_model_quantize: rows of %lld do not divide into %s blocks", (long long)cols, tr->name);
+    tmp = (float *)W->data;
+    for (r = 0; r < rows; r++) tr->from_float(tmp + r * cols, *store + r * rb, cols);
+    W->data = *store;
+    W->dtype = dtype;
+    W->nb[1] = (int64_t)tr->type_size;
+    W->nb[0] = rb;
+    *store += rows * rb;
+    return EFF_OK;
+}
+
+EFFDEF eff_status eff_model_quantize(eff_ctx *ctx, eff_model *m, int dtype) {
+    const eff_dtype_traits *tr;
+    int64_t i, total = 0;
+    unsigned char *store, *base;
+    eff_status s = EFF_OK;
+    EFF__CHECK_PTR(ctx, m);
+    tr = eff_ctx_dtype(ctx, dtype);
+    EFF__CHECK(ctx, tr && tr->from_float && tr->to_float, EFF_ERR_DTYPE, "eff_model_quantize: dtype %d has no conversion%s", dtype,
+               tr && tr->is_quantized ? " (call eff_quant_register(ctx) first)" : "");
+    EFF__CHECK(ctx, !m->linear_store, EFF_ERR_INVALID_ARG, "eff_model_quantize: the model is already quantized");
+    for (i = 0; i < m->n_params; i++) {   /* 2-D weights: every linear and the embedding */
+        const eff_tensor *w = m->params[i].w;
+        int64_t rb;
+        if (w->ndim != 2 || strcmp(m->params[i].name, "pos_emb") == 0) continue;
+        rb = eff_dtype_row_bytes(dtype, w->ne[1]);
+        EFF__CHECK(ctx, rb > 0, EFF_ERR_SHAPE, "eff_model_quantize: %s rows of %lld are not whole %s blocks of %lld", m->params[i].name,
+                   (long long)w->ne[1], tr->name, (long long)tr->blck_size);
+        total += w->ne[0] * rb + 64;
+    }
+    base = store = (unsigned char *)eff_ctx_alloc(ctx, (size_t)total);
+    if (!store) return EFF_ERR_OOM;
+    for (i = 0; s == EFF_OK && i < m->n_params; i++) {
+        eff_tensor *w = m->params[i].w;
+        if (w->ndim != 2 || strcmp(m->params[i].name, "pos_emb") == 0) continue;
+        s = eff__quantize_tensor(ctx, w, dtype, &store);
+        store = base + ((store - base + 63) & ~(int64_t)63);
+    }
+    if (s != EFF_OK) { eff_ctx_free(ctx, base); return s; }
+    m->linear_store = base;
+    if (m->cfg.tie_embeddings) m->head.W = m->tok_emb;
+    /* quantized weights are frozen */
+    {
+        int64_t l, e;
+        for (l = 0; l < m->cfg.n_layers; l++) {
+            eff_model_layer *ly = &m->layers[l];
+            ly->q.frozen = ly->k.frozen = ly->v.frozen = ly->o.frozen = 1;
+            ly->ffn.gate.frozen = ly->ffn.up.frozen = ly->ffn.down.frozen = ly->router.frozen = 1;
+            for (e = 0; e < m->cfg.n_experts; e++) ly->experts[e].gate.frozen = ly->experts[e].up.frozen = ly->experts[e].down.frozen = 1;
+        }
+        m->head.frozen = 1;
+    }
+    return EFF_OK;
+}
+
+EFFDEF int64_t eff_model_weight_bytes(const eff_model *m) {
+    int64_t i, total = 0;
+    if (!m) return 0;
+    for (i = 0; i < m->n_params; i++) {
+        const eff_tensor *w = m->params[i].w;
+        if (strcmp(m->params[i].name, "tok_emb") == 0 || strcmp(m->params[i].name, "pos_emb") == 0)
+            total += eff_dtype_row_bytes(w->dtype, w->ne[w->ndim - 1]);   /* one row per token */
+        else
+            total += eff_tensor_nbytes(w);
+    }
+    if (m->cfg.tie_embeddings) total += eff_tensor_nbytes(&m->tok_emb);   /* the head reads the whole table */
+    return total;
 }
 
 /* ---------------------------------------------------------------------------

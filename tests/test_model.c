@@ -190,8 +190,12 @@ static void check_malformed(eff_ctx *ctx) {
         toks[3] = 4; tg[1] = 300;
         s = eff_model_forward(ctx, &good, toks, tg, 1, 4, NULL);
         EFF_CHECK_STATUS(ctx, s, EFF_ERR_INVALID_ARG, "target outside the vocabulary");
-        s = eff_model_forward(ctx, &good, toks, NULL, 1, 1000, NULL);
-        EFF_CHECK_STATUS(ctx, s, EFF_ERR_SHAPE, "T beyond max_seq");
+        {
+            int32_t *many = (int32_t *)calloc(1000, sizeof(int32_t));
+            s = eff_model_forward(ctx, &good, many, NULL, 1, 1000, NULL);
+            EFF_CHECK_STATUS(ctx, s, EFF_ERR_SHAPE, "T beyond max_seq");
+            free(many);
+        }
         s = eff_model_backward(ctx, &good);
         EFF_CHECK_STATUS(ctx, s, EFF_ERR_INVALID_ARG, "backward without a forward with targets");
     }
@@ -315,6 +319,73 @@ static void check_tokenizers(eff_ctx *ctx) {
     }
 }
 
+/* The KV-cached step reproduces the full forward's logits at every position: prefill
+   of a prefix, then one token at a time; two sequences of different lengths batched
+   in one step; contiguous and paged caches; bf16 cache within bf16 rounding. */
+static void check_cached_step(eff_ctx *ctx, const char *name) {
+    char dir[256];
+    eff_model m;
+    eff_attn_cache cache;
+    eff_attn_cache_opts co;
+    int32_t toks[2][20];
+    float *full[2], *step;
+    int64_t V, T = 20, i, j, mode;
+    snprintf(dir, sizeof dir, "%s/%s", FIXTURES, name);
+    if (eff_model_load_hf(ctx, &m, dir) != EFF_OK) { EFF_CHECK(0, "load %s", name); return; }
+    V = m.cfg.vocab_size;
+    m.cfg.capacity_factor = 0.0f;   /* steps are dropless; compare with a dropless forward */
+    for (i = 0; i < T; i++) { toks[0][i] = (int32_t)((i * 31 + 7) % V); toks[1][i] = (int32_t)((i * 17 + 3) % V); }
+    for (j = 0; j < 2; j++) {
+        full[j] = (float *)malloc((size_t)(T * V) * sizeof(float));
+        eff_model_forward(ctx, &m, toks[j], NULL, 1, T, NULL);
+        memcpy(full[j], m.acts.logits.data, (size_t)(T * V) * sizeof(float));
+    }
+    step = (float *)malloc((size_t)(2 * T * V) * sizeof(float));
+    for (mode = 0; mode < 3; mode++) {   /* 0 contiguous f32, 1 paged f32 (block 4), 2 contiguous bf16 */
+        double worst = 0.0;
+        int64_t seqs[2] = {0, 1}, p0 = 7, p1 = 4;
+        eff_status s = EFF_OK;
+        memset(&co, 0, sizeof co);
+        co.max_seqs = 2; co.max_tokens = 32; co.paged = mode == 1; co.block_size = 4; co.dtype = mode == 2 ? EFF_BF16 : EFF_F32;
+        EFF_CHECK_STATUS(ctx, eff_model_cache_create(ctx, &m, &cache, &co), EFF_OK, "cache create");
+        /* prefill sequence 0 with 7 tokens and sequence 1 with 4, separately */
+        s = eff_model_step(ctx, &m, &cache, &seqs[0], 1, toks[0], p0, step);
+        for (i = 0; s == EFF_OK && i < p0; i++) { double e = nmse_ff(step + i * V, full[0] + i * V, V); if (e > worst) worst = e; }
+        if (s == EFF_OK) s = eff_model_step(ctx, &m, &cache, &seqs[1], 1, toks[1], p1, step);
+        for (i = 0; s == EFF_OK && i < p1; i++) { double e = nmse_ff(step + i * V, full[1] + i * V, V); if (e > worst) worst = e; }
+        /* then both together, one token per step; sequence 1 catches up first */
+        for (i = 0; s == EFF_OK && i < 10; i++) {
+            int32_t t2[2];
+            t2[0] = toks[0][p0 + i]; t2[1] = toks[1][p1 + i];
+            s = eff_model_step(ctx, &m, &cache, seqs, 2, t2, 1, step);
+            if (s == EFF_OK) {
+                double e0 = nmse_ff(step, full[0] + (p0 + i) * V, V), e1 = nmse_ff(step + V, full[1] + (p1 + i) * V, V);
+                if (e0 > worst) worst = e0;
+                if (e1 > worst) worst = e1;
+            }
+        }
+        EFF_CHECK_STATUS(ctx, s, EFF_OK, "cached steps");
+        EFF_CHECK(worst <= (mode == 2 ? 1e-3 : 1e-10), "%s: cached step == full forward at every position (%s cache), worst nmse %.3g", name,
+                  mode == 0 ? "contiguous f32" : mode == 1 ? "paged f32" : "bf16", worst);
+        eff_attn_cache_free(ctx, &cache);
+    }
+    {   /* a cache for another model shape is rejected; so is a sequence id outside it */
+        eff_attn_cache_opts bad;
+        int64_t seq = 5;
+        memset(&bad, 0, sizeof bad);
+        bad.n_layers = m.cfg.n_layers + 1; bad.n_kv_heads = m.cfg.n_kv_heads; bad.head_dim = m.cfg.head_dim; bad.max_tokens = 8;
+        eff_attn_cache_create(ctx, &cache, &bad);
+        EFF_CHECK_STATUS(ctx, eff_model_step(ctx, &m, &cache, &seq, 1, toks[0], 1, NULL), EFF_ERR_SHAPE, "cache of another shape");
+        eff_attn_cache_free(ctx, &cache);
+        memset(&co, 0, sizeof co);
+        eff_model_cache_create(ctx, &m, &cache, &co);
+        EFF_CHECK_STATUS(ctx, eff_model_step(ctx, &m, &cache, &seq, 1, toks[0], 1, NULL), EFF_ERR_INVALID_ARG, "sequence id outside the cache");
+        eff_attn_cache_free(ctx, &cache);
+    }
+    free(full[0]); free(full[1]); free(step);
+    eff_model_free(ctx, &m);
+}
+
 static void check_counts(void) {
     eff_model_config c;
     eff_model_counts k;
@@ -336,6 +407,9 @@ int main(void) {
     check_fixture(ctx, "llama", EFF_ATTN_IMPL_FLASH);
     check_fixture(ctx, "llama", EFF_ATTN_IMPL_REF);
     check_fixture(ctx, "moe", EFF_ATTN_IMPL_FLASH);
+    check_cached_step(ctx, "gpt2");
+    check_cached_step(ctx, "llama");
+    check_cached_step(ctx, "moe");
     check_moe_fd(ctx, EFF_ROUTER_TOPK);
     check_moe_fd(ctx, EFF_ROUTER_HASH);
     check_roundtrip(ctx, "tiny-gpt2");

@@ -223,6 +223,10 @@ EFFDEF int64_t eff_model_weight_bytes(const eff_model *m);
 /* HF checkpoints: dir/config.json + dir/model.safetensors. */
 EFFDEF eff_status eff_model_load_hf(eff_ctx *ctx, eff_model *m, const char *dir);
 EFFDEF eff_status eff_model_save_hf(eff_ctx *ctx, const eff_model *m, const char *dir);
+/* llama2.c checkpoints: v0 (legacy fp32, negative vocab = separate classifier), v1 ("ak42"
+   fp32) and v2 ("ak42" int8 groups with fp32 scales, dequantized on import). RoPE pairs
+   (2i, 2i+1) as Meta's weights expect. Sizes are checked against the file length. */
+EFFDEF eff_status eff_model_load_llama2c(eff_ctx *ctx, eff_model *m, const char *path);
 /* Parses an HF config.json (GPT-2 or Llama model_type) into c. */
 EFFDEF eff_status eff_model_config_from_hf(eff_ctx *ctx, eff_model_config *c, const char *json, int64_t len);
 /* Writes the HF-layout tensor `hf_name` (weights, or the gradients when grads != 0) into
@@ -1608,6 +1612,115 @@ EFFDEF eff_status eff_model_save_hf(eff_ctx *ctx, const eff_model *m, const char
     eff_ctx_free(ctx, ts);
     eff_ctx_free(ctx, (void *)names);
     return s;
+}
+
+/* ---------------------------------------------------------------------------
+   llama2.c checkpoints (karpathy/llama2.c export.py: legacy_export, version1/2_export)
+   --------------------------------------------------------------------------- */
+typedef struct { const unsigned char *p, *end; int64_t gs; int q8; } eff__l2c;
+
+/* Reads the next tensor of n floats (fp32, or int8 groups + scales) into dst. */
+static int eff__l2c_read(eff__l2c *r, float *dst, int64_t n) {
+    int64_t i;
+    if (!r->q8) {
+        if (r->end - r->p < n * 4) return 0;
+        memcpy(dst, r->p, (size_t)n * 4);
+        r->p += n * 4;
+        return 1;
+    }
+    if (n % r->gs || r->end - r->p < n + n / r->gs * 4) return 0;
+    for (i = 0; i < n; i++) {
+        float sc;
+        memcpy(&sc, r->p + n + (i / r->gs) * 4, 4);
+        dst[i] = (float)(int8_t)r->p[i] * sc;
+    }
+    r->p += n + n / r->gs * 4;
+    return 1;
+}
+
+EFFDEF eff_status eff_model_load_llama2c(eff_ctx *ctx, eff_model *m, const char *path) {
+    eff_file_map fm;
+    eff_model_config c;
+    int32_t h[7];
+    uint32_t magic = 0;
+    int version = 0, shared;
+    int64_t l, gs = 0, hdr, need, qd, kvd;
+    eff__l2c r;
+    eff_status s = EFF_OK;
+    EFF__CHECK_PTR(ctx, m);
+    memset(m, 0, sizeof *m);
+    EFF__TRY(eff_file_map_open(ctx, path, &fm));
+    if (fm.size >= 4) memcpy(&magic, fm.data, 4);
+    if (magic == 0x616b3432u) {
+        if (fm.size < 256) { eff_file_map_close(ctx, &fm); return eff_ctx_error(ctx, EFF_ERR_FORMAT, "%s: truncated 256-byte header", path); }
+        memcpy(&version, fm.data + 4, 4);
+        memcpy(h, fm.data + 8, sizeof h);
+        shared = fm.data[36];
+        if (version == 2) { int32_t g; memcpy(&g, fm.data + 37, 4); gs = g; }
+        hdr = 256;
+        if (version != 1 && version != 2) { eff_file_map_close(ctx, &fm); return eff_ctx_error(ctx, EFF_ERR_UNSUPPORTED, "%s: llama2.c version %d", path, version); }
+    } else {
+        if (fm.size < 28) { eff_file_map_close(ctx, &fm); return eff_ctx_error(ctx, EFF_ERR_FORMAT, "%s: too short for a llama2.c header", path); }
+        memcpy(h, fm.data, sizeof h);
+        shared = h[5] > 0;
+        if (h[5] < 0) h[5] = -h[5];
+        hdr = 28;
+    }
+    memset(&c, 0, sizeof c);
+    c.arch = EFF_MODEL_LLAMA; c.dim = h[0]; c.hidden_dim = h[1]; c.n_layers = h[2]; c.n_heads = h[3]; c.n_kv_heads = h[4];
+    c.vocab_size = h[5]; c.max_seq = h[6]; c.tie_embeddings = shared; c.rope_mode = EFF_ROPE_GPTJ; c.norm_eps = 1e-5f;
+    if (h[0] <= 0 || h[1] <= 0 || h[2] <= 0 || h[3] <= 0 || h[4] <= 0 || h[5] <= 0 || h[6] <= 0 || h[0] % h[3] || h[3] % h[4])
+        s = eff_ctx_error(ctx, EFF_ERR_FORMAT, "%s: header dims (%d, %d, %d, %d, %d, %d, %d) are not a valid model", path, h[0], h[1], h[2], h[3], h[4], h[5], h[6]);
+    if (s == EFF_OK && version == 2 && (gs <= 0 || c.dim % gs))
+        s = eff_ctx_error(ctx, EFF_ERR_FORMAT, "%s: group size %lld does not divide dim %lld", path, (long long)gs, (long long)c.dim);
+    if (s == EFF_OK) {   /* the file must be exactly as long as the header says */
+        double nw, nn, nfreq;
+        qd = c.dim; kvd = c.dim / c.n_heads * c.n_kv_heads;
+        nn = (double)c.n_layers * 2 * c.dim + c.dim;
+        nw = (double)c.vocab_size * c.dim * (shared ? 1 : 2) + (double)c.n_layers * ((double)c.dim * qd * 2 + (double)c.dim * kvd * 2 + 3.0 * c.dim * c.hidden_dim);
+        nfreq = version == 0 ? (double)c.max_seq * (double)(c.dim / c.n_heads) : 0.0;
+        need = (int64_t)(hdr + 4 * (nn + nfreq) + (version == 2 ? nw + 4 * nw / (double)gs : 4 * nw));
+        if (need != fm.size)
+            s = eff_ctx_error(ctx, EFF_ERR_FORMAT, "%s: the header implies %lld bytes but the file has %lld (truncated or another model)", path,
+                              (long long)need, (long long)fm.size);
+    }
+    if (s == EFF_OK) s = eff__model_build(ctx, m, &c);
+    if (s != EFF_OK) { eff_file_map_close(ctx, &fm); return s; }
+    r.p = fm.data + hdr; r.end = fm.data + fm.size; r.gs = gs; r.q8 = 0;
+#define EFF__RD(t) do { if (!eff__l2c_read(&r, (float *)(t).data, eff_tensor_nelements(&(t)))) s = EFF_ERR_FORMAT; } while (0)
+    if (version == 0) {
+        EFF__RD(m->tok_emb);
+        for (l = 0; l < c.n_layers; l++) EFF__RD(m->layers[l].ln1_w);
+        for (l = 0; l < c.n_layers; l++) EFF__RD(m->layers[l].q.W);
+        for (l = 0; l < c.n_layers; l++) EFF__RD(m->layers[l].k.W);
+        for (l = 0; l < c.n_layers; l++) EFF__RD(m->layers[l].v.W);
+        for (l = 0; l < c.n_layers; l++) EFF__RD(m->layers[l].o.W);
+        for (l = 0; l < c.n_layers; l++) EFF__RD(m->layers[l].ln2_w);
+        for (l = 0; l < c.n_layers; l++) EFF__RD(m->layers[l].ffn.gate.W);
+        for (l = 0; l < c.n_layers; l++) EFF__RD(m->layers[l].ffn.down.W);
+        for (l = 0; l < c.n_layers; l++) EFF__RD(m->layers[l].ffn.up.W);
+        EFF__RD(m->lnf_w);
+        r.p += 4 * m->cfg.max_seq * m->cfg.head_dim;   /* freq_cis tables: recomputed */
+        if (!shared) EFF__RD(m->head.W);
+    } else {
+        for (l = 0; l < c.n_layers; l++) EFF__RD(m->layers[l].ln1_w);
+        for (l = 0; l < c.n_layers; l++) EFF__RD(m->layers[l].ln2_w);
+        EFF__RD(m->lnf_w);
+        r.q8 = version == 2;
+        EFF__RD(m->tok_emb);
+        for (l = 0; l < c.n_layers; l++) EFF__RD(m->layers[l].q.W);
+        for (l = 0; l < c.n_layers; l++) EFF__RD(m->layers[l].k.W);
+        for (l = 0; l < c.n_layers; l++) EFF__RD(m->layers[l].v.W);
+        for (l = 0; l < c.n_layers; l++) EFF__RD(m->layers[l].o.W);
+        for (l = 0; l < c.n_layers; l++) EFF__RD(m->layers[l].ffn.gate.W);
+        for (l = 0; l < c.n_layers; l++) EFF__RD(m->layers[l].ffn.down.W);
+        for (l = 0; l < c.n_layers; l++) EFF__RD(m->layers[l].ffn.up.W);
+        if (!shared) EFF__RD(m->head.W);
+    }
+#undef EFF__RD
+    eff_file_map_close(ctx, &fm);
+    if (s != EFF_OK) { eff_model_free(ctx, m); return eff_ctx_error(ctx, s, "%s: weights run past the end of the file", path); }
+    return EFF_OK;
 }
 
 /* ---------------------------------------------------------------------------

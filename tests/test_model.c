@@ -386,6 +386,54 @@ static void check_cached_step(eff_ctx *ctx, const char *name) {
     eff_model_free(ctx, &m);
 }
 
+/* llama2.c v0 and v2 files made from the HF Llama fixture (q/k un-permuted to Meta's
+   interleaved RoPE): the same logits as transformers; truncated or lying files rejected. */
+static void check_llama2c(eff_ctx *ctx) {
+    eff_safetensors ref;
+    eff_model m;
+    const eff_safetensors_entry *tok;
+    int64_t n;
+    int v;
+    if (eff_safetensors_open(ctx, &ref, FIXTURES "/llama2c/ref.safetensors") != EFF_OK) { EFF_CHECK(0, "llama2c ref fixture"); return; }
+    tok = eff_safetensors_find(&ref, "tokens");
+    for (v = 0; v < 2; v++) {
+        const char *file = v ? FIXTURES "/llama2c/model_v2.bin" : FIXTURES "/llama2c/model_v0.bin";
+        const float *want = st_f32(&ref, v ? "v2_logits" : "v0_logits", &n);
+        eff_status s = eff_model_load_llama2c(ctx, &m, file);
+        EFF_CHECK_STATUS(ctx, s, EFF_OK, v ? "load llama2.c v2" : "load llama2.c v0");
+        if (s) continue;
+        EFF_CHECK(m.cfg.rope_mode == EFF_ROPE_GPTJ && !m.cfg.tie_embeddings && m.cfg.n_kv_heads == 2, "llama2.c v%d: config from the header", v ? 2 : 0);
+        eff_model_forward(ctx, &m, (const int32_t *)tok->tensor.data, NULL, tok->tensor.ne[0], tok->tensor.ne[1], NULL);
+        EFF_CHECK(nmse_ff((const float *)m.acts.logits.data, want, n) <= 1e-10, "llama2.c v%d: logits match transformers (nmse %.3g)", v ? 2 : 0,
+                  nmse_ff((const float *)m.acts.logits.data, want, n));
+        eff_model_free(ctx, &m);
+    }
+    eff_safetensors_close(ctx, &ref);
+    {   /* truncated file, lying header, bad group size */
+        eff_file_map fm;
+        FILE *f;
+        unsigned char *buf;
+        int32_t g = 48;
+        eff_file_map_open(ctx, FIXTURES "/llama2c/model_v2.bin", &fm);
+        buf = (unsigned char *)malloc((size_t)fm.size);
+        memcpy(buf, fm.data, (size_t)fm.size);
+        f = fopen("build/l2c_bad.bin", "wb"); fwrite(buf, 1, (size_t)fm.size - 100, f); fclose(f);
+        EFF_CHECK_STATUS(ctx, eff_model_load_llama2c(ctx, &m, "build/l2c_bad.bin"), EFF_ERR_FORMAT, "truncated llama2.c v2 file");
+        buf[8 + 8] = 3;   /* n_layers 2 -> 3 */
+        f = fopen("build/l2c_bad.bin", "wb"); fwrite(buf, 1, (size_t)fm.size, f); fclose(f);
+        EFF_CHECK_STATUS(ctx, eff_model_load_llama2c(ctx, &m, "build/l2c_bad.bin"), EFF_ERR_FORMAT, "header claims more layers than the file holds");
+        buf[8 + 8] = 2;
+        memcpy(buf + 37, &g, 4);
+        f = fopen("build/l2c_bad.bin", "wb"); fwrite(buf, 1, (size_t)fm.size, f); fclose(f);
+        EFF_CHECK_STATUS(ctx, eff_model_load_llama2c(ctx, &m, "build/l2c_bad.bin"), EFF_ERR_FORMAT, "group size that does not divide dim");
+        memset(buf, 0, 28);
+        f = fopen("build/l2c_bad.bin", "wb"); fwrite(buf, 1, 28, f); fclose(f);
+        EFF_CHECK_STATUS(ctx, eff_model_load_llama2c(ctx, &m, "build/l2c_bad.bin"), EFF_ERR_FORMAT, "v0 header of zeros");
+        free(buf);
+        eff_file_map_close(ctx, &fm);
+    }
+}
+
 static void check_counts(void) {
     eff_model_config c;
     eff_model_counts k;
@@ -416,6 +464,7 @@ int main(void) {
     check_roundtrip(ctx, "tiny-llama");
     check_malformed(ctx);
     check_tokenizers(ctx);
+    check_llama2c(ctx);
     EFF_CHECK(eff_ctx_bytes_in_use(ctx) == 0, "no memory left allocated (%zu bytes)", eff_ctx_bytes_in_use(ctx));
     eff_ctx_destroy(ctx);
     return EFF_TEST_END();

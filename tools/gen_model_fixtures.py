@@ -207,10 +207,115 @@ def moe():
     save_file(state, os.path.join(d, "state.safetensors"), metadata={"format": "eff-state", "version": "1", "no_adamw": "1"})
 
 
+
+
+def llama2c_files():
+    """tests/fixtures/model/llama2c/{model_v0.bin, model_v2.bin, ref.safetensors} from the HF
+    Llama fixture: q/k un-permuted to Meta's interleaved RoPE layout (llama2.c's export does
+    the opposite permutation), so transformers' logits are the reference for v0; for v2 the
+    reference is transformers run on the int8-dequantized weights (group size 32)."""
+    import struct
+    import numpy as np
+    from safetensors.torch import load_file
+    from transformers import LlamaForCausalLM
+    src = os.path.join(OUT, "llama")
+    d = os.path.join(OUT, "llama2c")
+    os.makedirs(d, exist_ok=True)
+    m = LlamaForCausalLM.from_pretrained(src).float().eval()
+    cfg = m.config
+    sd = {k: v.detach().clone() for k, v in m.state_dict().items()}
+    H, KV, C, L = cfg.num_attention_heads, cfg.num_key_value_heads, cfg.hidden_size, cfg.num_hidden_layers
+    hd = C // H
+
+    def unpermute(w, nh):
+        d1, d2 = w.shape
+        return w.view(nh, 2, d1 // nh // 2, d2).transpose(1, 2).reshape(d1, d2)
+
+    def q80(w, gs):
+        w = w.float().reshape(-1, gs)
+        scale = w.abs().max(dim=1).values / 127.0
+        q = torch.round(w / scale[:, None]).to(torch.int8)
+        return q, scale, (q.float() * scale[:, None]).reshape(-1)
+
+    P = lambda i, n: f"model.layers.{i}.{n}.weight"
+    order = [sd["model.embed_tokens.weight"]]
+    wq = [unpermute(sd[P(i, "self_attn.q_proj")], H) for i in range(L)]
+    wk = [unpermute(sd[P(i, "self_attn.k_proj")], KV) for i in range(L)]
+    wv = [sd[P(i, "self_attn.v_proj")] for i in range(L)]
+    wo = [sd[P(i, "self_attn.o_proj")] for i in range(L)]
+    w1 = [sd[P(i, "mlp.gate_proj")] for i in range(L)]
+    w2 = [sd[P(i, "mlp.down_proj")] for i in range(L)]
+    w3 = [sd[P(i, "mlp.up_proj")] for i in range(L)]
+    an = [sd[P(i, "input_layernorm")] for i in range(L)]
+    fn = [sd[P(i, "post_attention_layernorm")] for i in range(L)]
+    norm, out = sd["model.norm.weight"], sd["lm_head.weight"]
+    hidden = w1[0].shape[0]
+    seq = cfg.max_position_embeddings
+    f32 = lambda f, t: f.write(t.detach().float().contiguous().numpy().astype("<f4").tobytes())
+    # v0 (legacy): negative vocab = separate classifier
+    with open(os.path.join(d, "model_v0.bin"), "wb") as f:
+        f.write(struct.pack("7i", C, hidden, L, H, KV, -cfg.vocab_size, seq))
+        f32(f, order[0])
+        for t in an: f32(f, t)
+        for t in wq: f32(f, t)
+        for t in wk: f32(f, t)
+        for t in wv: f32(f, t)
+        for t in wo: f32(f, t)
+        for t in fn: f32(f, t)
+        for t in w1: f32(f, t)
+        for t in w2: f32(f, t)
+        for t in w3: f32(f, t)
+        f32(f, norm)
+        freqs = 1.0 / (10000.0 ** (torch.arange(0, hd, 2)[: hd // 2].float() / hd))
+        ang = torch.outer(torch.arange(seq).float(), freqs)
+        f32(f, torch.cos(ang))
+        f32(f, torch.sin(ang))
+        f32(f, out)
+    # v2: int8 groups; the reference runs the dequantized weights
+    gs = 64
+    while C % gs:
+        gs //= 2
+    quant = [order[0], *wq, *wk, *wv, *wo, *w1, *w2, *w3, out]
+    deq = []
+    with open(os.path.join(d, "model_v2.bin"), "wb") as f:
+        f.write(struct.pack("I", 0x616B3432))
+        f.write(struct.pack("i", 2))
+        f.write(struct.pack("7i", C, hidden, L, H, KV, cfg.vocab_size, seq))
+        f.write(struct.pack("B", 0))
+        f.write(struct.pack("i", gs))
+        f.write(b"\0" * (256 - f.tell()))
+        for t in an: f32(f, t)
+        for t in fn: f32(f, t)
+        f32(f, norm)
+        for w in quant:
+            q, s, dq = q80(w, gs)
+            f.write(q.numpy().astype(np.int8).tobytes())
+            f32(f, s)
+            deq.append(dq.reshape(w.shape))
+    permute = lambda w, nh: w.view(nh, w.shape[0] // nh // 2, 2, w.shape[1]).transpose(1, 2).reshape(w.shape)
+    with torch.no_grad():
+        m.model.embed_tokens.weight.copy_(deq[0])
+        for i in range(L):
+            lay = m.model.layers[i]
+            lay.self_attn.q_proj.weight.copy_(permute(deq[1 + i], H))
+            lay.self_attn.k_proj.weight.copy_(permute(deq[1 + L + i], KV))
+            lay.self_attn.v_proj.weight.copy_(deq[1 + 2 * L + i])
+            lay.self_attn.o_proj.weight.copy_(deq[1 + 3 * L + i])
+            lay.mlp.gate_proj.weight.copy_(deq[1 + 4 * L + i])
+            lay.mlp.down_proj.weight.copy_(deq[1 + 5 * L + i])
+            lay.mlp.up_proj.weight.copy_(deq[1 + 6 * L + i])
+        m.lm_head.weight.copy_(deq[-1])
+        state = load_file(os.path.join(src, "state.safetensors"))
+        v2_logits = m(input_ids=state["tokens"].long()).logits.float().contiguous()
+    save_file({"tokens": state["tokens"], "v0_logits": state["logits"], "v2_logits": v2_logits}, os.path.join(d, "ref.safetensors"),
+              metadata={"format": "eff-state", "version": "1"})
+
+
 if __name__ == "__main__":
     gpt2()
     llama()
     moe()
-    for name in ("gpt2", "llama", "moe"):
+    llama2c_files()
+    for name in ("gpt2", "llama", "moe", "llama2c"):
         d = os.path.join(OUT, name)
         print(name, {f: os.path.getsize(os.path.join(d, f)) for f in sorted(os.listdir(d))})

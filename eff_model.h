@@ -159,11 +159,13 @@ typedef struct eff_model_acts {
     eff_tensor dres, dtmp, dln, datt, dq, dk, dv, dh, du, da, dlogits;
     eff_tensor dys, dxs, dhs, dus, das, dprobs, dgate;   /* MoE */
     int dropless;                          /* MoE: ignore the capacity limit (cached steps) */
+    int checkpoint;                        /* the layout was made with m->checkpoint */
     float loss;                            /* cross-entropy + aux_loss_coef * sum of MoE aux losses */
     float ce_loss;
     int has_targets;
 } eff_model_acts;
 
+struct eff_model;
 typedef struct eff_model {
     eff_model_config cfg;
     eff_arena weights;
@@ -180,6 +182,15 @@ typedef struct eff_model {
     eff_attn_opts attn;                    /* passed to attention (block_mask etc.); causal is forced */
     int attn_impl;                         /* EFF_ATTN_IMPL_FLASH (default) or EFF_ATTN_IMPL_REF */
     void *linear_store;                    /* quantized weights made by eff_model_quantize */
+    /* Activation checkpointing (Chen et al. 2016): keep only each block's input; backward
+       recomputes the block's forward before its backward. Set before the first forward. */
+    int checkpoint;
+    /* Called in backward as soon as a group's gradients are complete: layer l (its norms
+       and linears), then n_layers (final norm and untied head) is reported first and -1
+       (embeddings) last. LOMO applies its update here. */
+    eff_status (*on_grads)(eff_ctx *ctx, struct eff_model *m, int64_t layer, void *user);
+    void *on_grads_user;
+    int layerwise_grads;                   /* set by eff_model_alloc_grads_layerwise */
 } eff_model;
 
 /* Lays out the weights for c and initializes them (normal(0, 0.02); residual output
@@ -188,7 +199,15 @@ EFFDEF eff_status eff_model_init(eff_ctx *ctx, eff_model *m, const eff_model_con
 EFFDEF void       eff_model_free(eff_ctx *ctx, eff_model *m);
 /* Allocates zeroed f32 gradients for every parameter (one arena). */
 EFFDEF eff_status eff_model_alloc_grads(eff_ctx *ctx, eff_model *m);
+/* LOMO-style gradients (Lv et al. 2023): all layers share one gradient buffer the size of
+   the largest layer; backward zeroes it before each layer and on_grads must consume it
+   (apply the update) before the next layer overwrites it. Embedding and top gradients
+   keep their own buffers. Peak gradient memory: one layer + embeddings + head. */
+EFFDEF eff_status eff_model_alloc_grads_layerwise(eff_ctx *ctx, eff_model *m);
 EFFDEF void       eff_model_zero_grads(eff_model *m);
+/* Index range [*first, *last) of layer l's parameters in m->params (l = -1: embeddings,
+   l = n_layers: final norm and head). */
+EFFDEF void       eff_model_layer_params(const eff_model *m, int64_t l, int64_t *first, int64_t *last);
 /* Parameter count of a config without building it. */
 EFFDEF int64_t    eff_model_config_n_params(const eff_model_config *c);
 
@@ -556,6 +575,48 @@ EFFDEF void eff_model_zero_grads(eff_model *m) {
     if (m && m->grads.base) memset(m->grads.base, 0, m->grads.size);
 }
 
+/* Parameters are laid out: tok_emb, [pos_emb], layer 0 .. layer L-1, lnf (w, b), [head]. */
+EFFDEF void eff_model_layer_params(const eff_model *m, int64_t l, int64_t *first, int64_t *last) {
+    int64_t i, lo = -1, hi = -1;
+    char pre[32];
+    if (l < 0) { *first = 0; *last = m->cfg.arch == EFF_MODEL_GPT2 ? 2 : 1; return; }
+    if (l >= m->cfg.n_layers) {
+        for (i = 0; i < m->n_params; i++) if (strncmp(m->params[i].name, "lnf.", 4) == 0) break;
+        *first = i; *last = m->n_params; return;
+    }
+    snprintf(pre, sizeof pre, "layers.%lld.", (long long)l);
+    for (i = 0; i < m->n_params; i++)
+        if (strncmp(m->params[i].name, pre, strlen(pre)) == 0) { if (lo < 0) lo = i; hi = i + 1; }
+    *first = lo; *last = hi;
+}
+
+EFFDEF eff_status eff_model_alloc_grads_layerwise(eff_ctx *ctx, eff_model *m) {
+    int64_t l, i, first, last;
+    int pass;
+    EFF__CHECK_PTR(ctx, m);
+    EFF__CHECK(ctx, m->params != NULL && !m->grads.base, EFF_ERR_INVALID_ARG, "eff_model_alloc_grads_layerwise: model not built or grads exist");
+    eff_arena_init(&m->grads);
+    for (pass = 0; pass < 2; pass++) {
+        size_t mark = 0, maxend = 0;
+        if (pass == 1) EFF__TRY(eff_arena_commit(ctx, &m->grads));
+        for (l = -1; l <= m->cfg.n_layers; l++) {
+            if (l == 0) mark = m->grads.used;
+            if (l >= 0 && l < m->cfg.n_layers) m->grads.used = mark;   /* every layer starts at the shared region */
+            if (l == m->cfg.n_layers) m->grads.used = maxend;
+            eff_model_layer_params(m, l, &first, &last);
+            for (i = first; i < last; i++) {
+                eff_model_param *p = &m->params[i];
+                EFF__TRY(eff_arena_tensor(ctx, &m->grads, p->g, EFF_F32, p->w->ndim, p->w->ne));
+            }
+            if (m->grads.used > maxend) maxend = m->grads.used;
+        }
+    }
+    if (m->cfg.tie_embeddings) m->head.dW = m->d_tok_emb;
+    m->layerwise_grads = 1;
+    eff_model_zero_grads(m);
+    return EFF_OK;
+}
+
 EFFDEF const eff_model_param *eff_model_find_param(const eff_model *m, const char *name) {
     int64_t i;
     if (!m || !name) return NULL;
@@ -603,6 +664,13 @@ static eff_status eff__acts_layout(eff_ctx *ctx, eff_model *m, int64_t B, int64_
     EFF__TRY(eff_arena_tensor(ctx, a, &A->targets, EFF_I32, 2, sTok));
     for (l = 0; l < c->n_layers; l++) {
         eff_model_layer_acts *L = &A->layers[l];
+        if (m->checkpoint && l > 0) {   /* only the block input is kept; the rest is layer 0's scratch */
+            eff_tensor res;
+            EFF__TRY(eff_arena_tensor(ctx, a, &res, EFF_F32, 3, sBTC));
+            *L = A->layers[0];
+            L->res = res;
+            continue;
+        }
         EFF__TRY(eff_arena_tensor(ctx, a, &L->res, EFF_F32, 3, sBTC));
         EFF__TRY(eff_arena_tensor(ctx, a, &L->ln1, EFF_F32, 3, sBTC));
         EFF__TRY(eff_arena_tensor(ctx, a, &L->ln1_mean, EFF_F32, 1, sBT));
@@ -670,7 +738,10 @@ static eff_status eff__acts_layout(eff_ctx *ctx, eff_model *m, int64_t B, int64_
 
 static eff_status eff__acts_ensure(eff_ctx *ctx, eff_model *m, int64_t B, int64_t T) {
     eff_status s;
-    if (m->acts.arena.base && m->acts.B == B && m->acts.T == T) { eff_arena_rewind(&m->acts.arena); return eff__acts_layout(ctx, m, B, T); }
+    if (m->acts.arena.base && m->acts.B == B && m->acts.T == T && m->acts.checkpoint == m->checkpoint) {
+        eff_arena_rewind(&m->acts.arena);
+        return eff__acts_layout(ctx, m, B, T);
+    }
     eff__model_free_acts(ctx, m);
     m->acts.layers = (eff_model_layer_acts *)eff_ctx_calloc(ctx, (size_t)m->cfg.n_layers * sizeof(eff_model_layer_acts));
     if (!m->acts.layers) return EFF_ERR_OOM;
@@ -679,7 +750,7 @@ static eff_status eff__acts_ensure(eff_ctx *ctx, eff_model *m, int64_t B, int64_
     if (s == EFF_OK) s = eff_arena_commit(ctx, &m->acts.arena);
     if (s == EFF_OK) s = eff__acts_layout(ctx, m, B, T);
     if (s != EFF_OK) { eff__model_free_acts(ctx, m); return s; }
-    m->acts.B = B; m->acts.T = T;
+    m->acts.B = B; m->acts.T = T; m->acts.checkpoint = m->checkpoint;
     return EFF_OK;
 }
 
@@ -1215,7 +1286,18 @@ EFFDEF eff_status eff_model_backward(eff_ctx *ctx, eff_model *m) {
     }
     EFF__TRY(eff_model_linear_backward(ctx, &m->head, &A->dln, &A->dlogits, &A->lnf));
     EFF__TRY(eff__norm_bwd(ctx, m, &A->dres, &m->d_lnf_w, &m->d_lnf_b, &A->dln, &A->res_out, &m->lnf_w, &A->lnf_mean, &A->lnf_rstd));
-    for (l = c->n_layers - 1; l >= 0; l--) EFF__TRY(eff__layer_backward(ctx, m, l));
+    if (m->on_grads) EFF__TRY(m->on_grads(ctx, m, c->n_layers, m->on_grads_user));
+    for (l = c->n_layers - 1; l >= 0; l--) {
+        if (m->checkpoint && l + 1 < c->n_layers)   /* recompute this block's activations (the top block's are still there) */
+            EFF__TRY(eff__layer_forward(ctx, m, l, l + 1 < c->n_layers ? &A->layers[l + 1].res : &A->res_out, NULL, NULL, NULL));
+        if (m->layerwise_grads) {   /* the shared buffer holds the previous layer's (consumed) gradients */
+            int64_t first, last, i;
+            eff_model_layer_params(m, l, &first, &last);
+            for (i = first; i < last; i++) memset(m->params[i].g->data, 0, (size_t)eff_tensor_nbytes(m->params[i].g));
+        }
+        EFF__TRY(eff__layer_backward(ctx, m, l));
+        if (m->on_grads) EFF__TRY(m->on_grads(ctx, m, l, m->on_grads_user));
+    }
     EFF__TRY(eff_embedding_backward(ctx, &m->d_tok_emb, &A->dres, &A->tokens));
     if (c->arch == EFF_MODEL_GPT2 && m->d_pos_emb.data) {
         int64_t b, t, j;
@@ -1226,6 +1308,7 @@ EFFDEF eff_status eff_model_backward(eff_ctx *ctx, eff_model *m) {
                 for (j = 0; j < c->dim; j++) d[j] += g[j];
             }
     }
+    if (m->on_grads) EFF__TRY(m->on_grads(ctx, m, -1, m->on_grads_user));
     return EFF_OK;
 }
 

@@ -434,6 +434,82 @@ static void check_llama2c(eff_ctx *ctx) {
     }
 }
 
+/* Activation checkpointing gives bit-identical gradients with a smaller activation arena;
+   layer-wise (LOMO) gradients, read in the on_grads hook, equal the full gradients. */
+typedef struct { float *copy; int64_t calls, order_ok, last; } grad_tap;
+static eff_status tap_grads(eff_ctx *ctx, eff_model *m, int64_t layer, void *user) {
+    grad_tap *t = (grad_tap *)user;
+    int64_t first, last, i, off = 0;
+    (void)ctx;
+    if (t->calls == 0) t->order_ok = layer == m->cfg.n_layers;
+    else t->order_ok &= layer == t->last - 1;
+    t->last = layer; t->calls++;
+    eff_model_layer_params(m, layer, &first, &last);
+    for (i = 0; i < first; i++) off += eff_tensor_nelements(m->params[i].w);
+    for (i = first; i < last; i++) {
+        int64_t n = eff_tensor_nelements(m->params[i].w);
+        memcpy(t->copy + off, m->params[i].g->data, (size_t)n * sizeof(float));
+        off += n;
+    }
+    return EFF_OK;
+}
+static void check_checkpoint_and_layerwise(eff_ctx *ctx, const char *name) {
+    char dir[256];
+    eff_model m;
+    int32_t toks[2 * 16], tg[2 * 16];
+    int64_t i, total = 0, off;
+    float *ref;
+    size_t plain_bytes, ckpt_bytes;
+    int same = 1;
+    grad_tap tap;
+    snprintf(dir, sizeof dir, "%s/%s", FIXTURES, name);
+    if (eff_model_load_hf(ctx, &m, dir) != EFF_OK) { EFF_CHECK(0, "load %s", name); return; }
+    for (i = 0; i < 32; i++) { toks[i] = (int32_t)((i * 13 + 1) % m.cfg.vocab_size); tg[i] = (int32_t)((i * 7 + 5) % m.cfg.vocab_size); }
+    for (i = 0; i < m.n_params; i++) total += eff_tensor_nelements(m.params[i].w);
+    ref = (float *)malloc((size_t)total * sizeof(float));
+    eff_model_alloc_grads(ctx, &m);
+    eff_model_forward(ctx, &m, toks, tg, 2, 16, NULL);
+    eff_model_backward(ctx, &m);
+    plain_bytes = m.acts.arena.size;
+    for (i = 0, off = 0; i < m.n_params; i++) {
+        int64_t n = eff_tensor_nelements(m.params[i].w);
+        memcpy(ref + off, m.params[i].g->data, (size_t)n * sizeof(float));
+        off += n;
+    }
+    m.checkpoint = 1;
+    eff_model_zero_grads(&m);
+    eff_model_forward(ctx, &m, toks, tg, 2, 16, NULL);
+    eff_model_backward(ctx, &m);
+    ckpt_bytes = m.acts.arena.size;
+    for (i = 0, off = 0; i < m.n_params; i++) {
+        int64_t n = eff_tensor_nelements(m.params[i].w);
+        same &= memcmp(ref + off, m.params[i].g->data, (size_t)n * sizeof(float)) == 0;
+        off += n;
+    }
+    EFF_CHECK(same, "%s: checkpointed backward gives bit-identical gradients", name);
+    EFF_CHECK(ckpt_bytes < plain_bytes, "%s: checkpointing shrinks activations %zu -> %zu bytes", name, plain_bytes, ckpt_bytes);
+    eff_model_free(ctx, &m);
+    /* layer-wise gradients through the hook */
+    eff_model_load_hf(ctx, &m, dir);
+    memset(&tap, 0, sizeof tap);
+    tap.copy = (float *)calloc((size_t)total, sizeof(float));
+    EFF_CHECK_STATUS(ctx, eff_model_alloc_grads_layerwise(ctx, &m), EFF_OK, "layerwise grads");
+    m.on_grads = tap_grads; m.on_grads_user = &tap;
+    eff_model_forward(ctx, &m, toks, tg, 2, 16, NULL);
+    eff_model_backward(ctx, &m);
+    EFF_CHECK(tap.calls == m.cfg.n_layers + 2 && tap.order_ok, "%s: on_grads called top, layers downward, embeddings (%lld calls)", name,
+              (long long)tap.calls);
+    EFF_CHECK(memcmp(tap.copy, ref, (size_t)total * sizeof(float)) == 0, "%s: layer-wise gradients equal the full ones", name);
+    {
+        int64_t full = 0;
+        for (i = 0; i < m.n_params; i++) full += eff_tensor_nbytes(m.params[i].g);
+        EFF_CHECK((int64_t)m.grads.size < full, "%s: layer-wise gradient memory %zu < %lld bytes", name, m.grads.size, (long long)full);
+    }
+    free(tap.copy);
+    free(ref);
+    eff_model_free(ctx, &m);
+}
+
 static void check_counts(void) {
     eff_model_config c;
     eff_model_counts k;
@@ -465,6 +541,9 @@ int main(void) {
     check_malformed(ctx);
     check_tokenizers(ctx);
     check_llama2c(ctx);
+    check_checkpoint_and_layerwise(ctx, "gpt2");
+    check_checkpoint_and_layerwise(ctx, "llama");
+    check_checkpoint_and_layerwise(ctx, "moe");
     EFF_CHECK(eff_ctx_bytes_in_use(ctx) == 0, "no memory left allocated (%zu bytes)", eff_ctx_bytes_in_use(ctx));
     eff_ctx_destroy(ctx);
     return EFF_TEST_END();

@@ -312,7 +312,9 @@ EFFDEF void eff_sgemm_naive(int transA, int transB, int64_t M, int64_t N, int64_
    Core ops. Activations f32; shapes in comments outermost first.
    --------------------------------------------------------------------------- */
 
-/* y[.., out] = x[.., in] W[out, in]^T + b[out].  W any registered dtype. b may be NULL. */
+/* y[.., out] = x[.., in] W[out, in]^T + b[out].  W any registered dtype with contiguous rows
+   (f32 W may also be a transposed view of a contiguous [in, out] matrix). b may be NULL.
+   y's rows (and dx's in backward) must be uniformly strided; x may be any view. */
 EFFDEF eff_status eff_linear_forward(eff_ctx *ctx, eff_tensor *y, const eff_tensor *x,
                                      const eff_tensor *W, const eff_tensor *b);
 /* dx = dy W (=); dW += dy^T x (f32 W only); db += sum_rows dy. Any output may be NULL. */
@@ -320,7 +322,8 @@ EFFDEF eff_status eff_linear_backward(eff_ctx *ctx, eff_tensor *dx, eff_tensor *
                                       const eff_tensor *dy, const eff_tensor *x, const eff_tensor *W);
 
 /* C[.., M, N] = A[.., M, K] B[.., K, N], batch dims broadcast (size 1 or equal).
-   Transposed views (from eff_tensor_transpose) are used without copying. */
+   Transposed views (from eff_tensor_transpose) are used without copying; C (and dA, dB)
+   may be row-major or a transposed view. */
 EFFDEF eff_status eff_matmul_forward(eff_ctx *ctx, eff_tensor *C, const eff_tensor *A, const eff_tensor *B);
 /* dA = dC B^T, dB = A^T dC (summed over broadcast batch dims). dA or dB may be NULL. */
 EFFDEF eff_status eff_matmul_backward(eff_ctx *ctx, eff_tensor *dA, eff_tensor *dB, const eff_tensor *dC,
@@ -1506,8 +1509,8 @@ EFFDEF eff_status eff_tensor_slice(eff_ctx *ctx, eff_tensor *out, const eff_tens
     if (dim < 0) dim += in->ndim;
     EFF__CHECK(ctx, dim >= 0 && dim < in->ndim, EFF_ERR_INVALID_ARG, "eff_tensor_slice: dim out of range for ndim %d", in->ndim);
     EFF__CHECK(ctx, start >= 0 && len >= 0 && start <= in->ne[dim] && len <= in->ne[dim] - start, EFF_ERR_SHAPE,
-               "eff_tensor_slice: [%lld, %lld) outside dim %d of size %lld", (long long)start,
-               (long long)(start + len), dim, (long long)in->ne[dim]);
+               "eff_tensor_slice: start %lld, len %lld outside dim %d of size %lld", (long long)start,
+               (long long)len, dim, (long long)in->ne[dim]);
     t = *in;
     blck = eff_dtype_blck_size(in->dtype);
     if (dim == in->ndim - 1 && blck > 1) {
@@ -1538,9 +1541,9 @@ EFFDEF eff_status eff_tensor_copy(eff_ctx *ctx, eff_tensor *dst, const eff_tenso
     direct = src->dtype == dst->dtype;
     EFF__CHECK(ctx, direct || (ts->to_float && td->from_float), EFF_ERR_DTYPE,
                "eff_tensor_copy: no conversion from %s to %s", ts->name, td->name);
-    inner_contig = src->ndim == 0 || ((src->nb[src->ndim - 1] == (int64_t)ts->type_size || src->ne[src->ndim - 1] == 1) &&
-                                      (dst->nb[dst->ndim - 1] == (int64_t)td->type_size || dst->ne[dst->ndim - 1] == 1));
-    if (src->ndim == 0 || dst->ndim == 0) { rows = 1; cols = 1; inner_contig = 1; }
+    if (src->ndim == 0 || dst->ndim == 0) { rows = 1; cols = 1; inner_contig = 1; }   /* one element */
+    else inner_contig = (src->nb[src->ndim - 1] == (int64_t)ts->type_size || src->ne[src->ndim - 1] == 1) &&
+                        (dst->nb[dst->ndim - 1] == (int64_t)td->type_size || dst->ne[dst->ndim - 1] == 1);
     if (inner_contig) {
         int64_t rb_src = eff_dtype_row_bytes(src->dtype, cols);
         float *tmp = NULL;
@@ -1824,7 +1827,8 @@ static eff__gemm_plan eff__gemm_make_plan(int64_t M, int64_t N, int64_t K, int n
     p.mc0 = (M + p.n_ic - 1) / p.n_ic;
     p.mc0 = (p.mc0 + EFF__GEMM_MR - 1) / EFF__GEMM_MR * EFF__GEMM_MR;
     p.n_ic = (M + p.mc0 - 1) / p.mc0;
-    p.nc0 = N < EFF__GEMM_NC ? (N + EFF__GEMM_NR - 1) / EFF__GEMM_NR * EFF__GEMM_NR : EFF__GEMM_NC;
+    /* whole NR panels: B's packed slab is n_jr * NR wide, and the workspace holds kc0 * nc0 */
+    p.nc0 = N < EFF__GEMM_NC ? (N + EFF__GEMM_NR - 1) / EFF__GEMM_NR * EFF__GEMM_NR : EFF__GEMM_NC / EFF__GEMM_NR * EFF__GEMM_NR;
     return p;
 }
 
@@ -2203,6 +2207,13 @@ EFFDEF eff_status eff_add_backward(eff_ctx *ctx, eff_tensor *da, eff_tensor *db,
     if (da) { EFF__TRY(eff__check_f32(ctx, fn, da, "da")); EFF__TRY(eff__check_bcast(ctx, fn, dy, da, "da")); }
     if (db) { EFF__TRY(eff__check_f32(ctx, fn, db, "db")); EFF__TRY(eff__check_bcast(ctx, fn, dy, db, "db")); }
     EFF__CHECK(ctx, !da || !db || da->data != db->data, EFF_ERR_INVALID_ARG, "%s: 'da' and 'db' alias", fn);
+    /* a reduction zeroes its output before reading dy */
+    EFF__CHECK(ctx, !da || eff_tensor_same_shape(da, dy) || da->data != dy->data, EFF_ERR_INVALID_ARG,
+               "%s: 'da' is reduced over broadcast dims and may not alias 'dy'", fn);
+    EFF__CHECK(ctx, !db || eff_tensor_same_shape(db, dy) || db->data != dy->data, EFF_ERR_INVALID_ARG,
+               "%s: 'db' is reduced over broadcast dims and may not alias 'dy'", fn);
+    EFF__CHECK(ctx, !da || !db || da->data != dy->data, EFF_ERR_INVALID_ARG,
+               "%s: 'da' may not alias 'dy' when 'db' is requested", fn);
     if (da) {
         if (eff_tensor_same_shape(da, dy)) { if (da->data != dy->data) EFF__TRY(eff_tensor_copy(ctx, da, dy)); }
         else eff__reduce_to(da, dy, NULL);
@@ -2224,8 +2235,13 @@ EFFDEF eff_status eff_mul_backward(eff_ctx *ctx, eff_tensor *da, eff_tensor *db,
     EFF__TRY(eff__check_bcast(ctx, fn, dy, b, "b"));
     if (da) { EFF__TRY(eff__check_f32(ctx, fn, da, "da")); EFF__TRY(eff__check_same(ctx, fn, da, "da", a, "a")); }
     if (db) { EFF__TRY(eff__check_f32(ctx, fn, db, "db")); EFF__TRY(eff__check_same(ctx, fn, db, "db", b, "b")); }
-    EFF__CHECK(ctx, !da || !db || (da->data != b->data && da->data != dy->data), EFF_ERR_INVALID_ARG,
-               "%s: 'da' may not alias 'b' or 'dy' when 'db' is requested", fn);
+    /* da is written first and db then reads dy and a; a reduction zeroes its output before reading */
+    EFF__CHECK(ctx, !da || !db || (da->data != a->data && da->data != dy->data), EFF_ERR_INVALID_ARG,
+               "%s: 'da' may not alias 'a' or 'dy' when 'db' is requested", fn);
+    EFF__CHECK(ctx, !da || eff_tensor_same_shape(da, dy) || (da->data != dy->data && da->data != b->data), EFF_ERR_INVALID_ARG,
+               "%s: 'da' is reduced over broadcast dims and may not alias 'dy' or 'b'", fn);
+    EFF__CHECK(ctx, !db || eff_tensor_same_shape(db, dy) || (db->data != dy->data && db->data != a->data), EFF_ERR_INVALID_ARG,
+               "%s: 'db' is reduced over broadcast dims and may not alias 'dy' or 'a'", fn);
     if (da) {
         if (eff_tensor_same_shape(da, dy)) eff__binary_run(ctx, 1, da, dy, b);
         else eff__reduce_to(da, dy, b);
@@ -2276,8 +2292,8 @@ static void eff__log_softmax_f(int64_t n, float *y, const float *x, const float 
     int64_t i;
     (void)u1; (void)u2; (void)p;
     if (m == -INFINITY) { for (i = 0; i < n; i++) y[i] = -INFINITY; return; }
-    lse = m + logf(eff__row_exp_sum(n, NULL, x, m));
-    for (i = 0; i < n; i++) y[i] = x[i] - lse;
+    lse = logf(eff__row_exp_sum(n, NULL, x, m));
+    for (i = 0; i < n; i++) y[i] = (x[i] - m) - lse;   /* x - m is exact; x - (m + lse) is not for large x */
 }
 static void eff__softmax_b(int64_t n, float *dx, const float *dy, const float *y, const float *u, const float *p) {
     double dot = 0.0;
@@ -2749,13 +2765,20 @@ EFFDEF eff_status eff_dropout_backward(eff_ctx *ctx, eff_tensor *dx, const eff_t
 /* Views t's rows as an M x cols matrix with leading dimension ld (floats) when the
    outer dims collapse into one uniform stride. */
 static int eff__as_matrix(const eff_tensor *t, int64_t *ld) {
-    int i, d = t->ndim;
+    int i, d = t->ndim, prev = -1;
     int64_t cols = eff_tensor_ncols(t);
-    for (i = 0; i + 2 < d; i++)
-        if (t->ne[i] != 1 && t->nb[i] != t->nb[i + 1] * t->ne[i + 1]) return 0;
-    if (d < 2 || t->ne[d - 2] == 1) { *ld = cols > 0 ? cols : 1; return 1; }
-    if (t->nb[d - 2] % 4 || t->nb[d - 2] / 4 < cols) return 0;
-    *ld = t->nb[d - 2] / 4;
+    *ld = cols > 0 ? cols : 1;
+    if (eff_tensor_nrows(t) <= 1) return 1;
+    /* size-1 dims carry no stride; the others must nest: nb[i] = nb[inner] * ne[inner] */
+    for (i = d - 2; i >= 0; i--) {
+        if (t->ne[i] == 1) continue;
+        if (prev >= 0 && t->nb[i] != t->nb[prev] * t->ne[prev]) return 0;
+        if (prev < 0) {   /* the innermost outer dim with ne > 1 gives the row stride */
+            if (t->nb[i] % 4 || t->nb[i] / 4 < cols) return 0;
+            *ld = t->nb[i] / 4;
+        }
+        prev = i;
+    }
     return 1;
 }
 
@@ -2770,6 +2793,13 @@ static int64_t eff__panel_rows(int64_t K, int64_t N) {
     int64_t nj = ((int64_t)1 << 18) / (K > 0 ? K : 1);   /* ~1 MiB of f32 */
     nj = nj < EFF__GEMM_NR ? EFF__GEMM_NR : nj / EFF__GEMM_NR * EFF__GEMM_NR;
     return nj < N ? nj : N;
+}
+
+/* W's layouts the linear kernels read: rows with a contiguous last dim (any dtype), or for
+   f32 a transposed view of a contiguous [in, out] matrix. */
+static int eff__linear_w_ok(const eff_tensor *W, const eff_dtype_traits *tr) {
+    if (W->ne[1] <= 1 || W->nb[1] == (int64_t)tr->type_size) return 1;
+    return W->dtype == EFF_F32 && (W->nb[0] == 4 || W->ne[0] <= 1) && W->nb[1] % 4 == 0 && W->nb[1] / 4 >= W->ne[0];
 }
 
 EFFDEF eff_status eff_linear_forward(eff_ctx *ctx, eff_tensor *y, const eff_tensor *x, const eff_tensor *W, const eff_tensor *b) {
@@ -2796,6 +2826,9 @@ EFFDEF eff_status eff_linear_forward(eff_ctx *ctx, eff_tensor *y, const eff_tens
     EFF__CHECK(ctx, eff__as_matrix(y, &ldy), EFF_ERR_SHAPE, "%s: 'y' rows are not uniformly strided", fn);
     EFF__CHECK(ctx, M == 0 || y->data != x->data, EFF_ERR_INVALID_ARG, "%s: 'y' may not alias 'x'", fn);
     tr = eff_ctx_dtype(ctx, W->dtype);
+    EFF__CHECK(ctx, eff__linear_w_ok(W, tr), EFF_ERR_SHAPE,
+               "%s: 'W' %s needs contiguous rows (or, for f32, to be a transposed view of a contiguous [in, out] matrix)", fn,
+               eff_tensor_describe(W, d1, sizeof d1));
     if (M == 0 || N == 0) return EFF_OK;
     xc = *x;
     if (!eff__as_matrix(x, &ldx)) {
@@ -2805,11 +2838,11 @@ EFFDEF eff_status eff_linear_forward(eff_ctx *ctx, eff_tensor *y, const eff_tens
     if (W->dtype == EFF_F32 && (W->nb[1] == 4 || K == 1) && W->nb[0] % 4 == 0 && W->nb[0] / 4 >= K) {
         st = eff_sgemm(ctx, 0, 1, M, N, K, 1.0f, (const float *)xc.data, ldx, (const float *)W->data, K ? W->nb[0] / 4 : 1,
                        0.0f, (float *)y->data, ldy);
-    } else if (W->dtype == EFF_F32 && W->nb[0] == 4 && W->nb[1] % 4 == 0 && W->nb[1] / 4 >= N) {
+    } else if (W->dtype == EFF_F32 && (W->nb[0] == 4 || N == 1) && W->nb[1] % 4 == 0 && W->nb[1] / 4 >= N) {
         /* W is a transposed view of a [in, out] matrix */
         st = eff_sgemm(ctx, 0, 0, M, N, K, 1.0f, (const float *)xc.data, ldx, (const float *)W->data, W->nb[1] / 4,
                        0.0f, (float *)y->data, ldy);
-    } else if (M > 8 && tr->to_float && W->nb[1] == (int64_t)tr->type_size) {
+    } else if (M > 8 && tr->to_float && (W->nb[1] == (int64_t)tr->type_size || K <= 1)) {
         /* prefill: dequantize panels of W and run the packed sgemm */
         int64_t nj = eff__panel_rows(K, N), j0;
         float *panel = (float *)eff_ctx_alloc(ctx, (size_t)(nj * K) * sizeof(float));
@@ -2827,7 +2860,7 @@ EFFDEF eff_status eff_linear_forward(eff_ctx *ctx, eff_tensor *y, const eff_tens
         unsigned char *xq = NULL;
         int nt = ctx->n_threads;
         (void)nt;
-        if (!tr->vec_dot || !vt || !vt->from_float || W->nb[1] != (int64_t)tr->type_size) {
+        if (!tr->vec_dot || !vt || !vt->from_float) {
             st = eff_ctx_error(ctx, EFF_ERR_DTYPE, "%s: no dot kernel for W dtype %s%s", fn, tr->name,
                                tr->is_quantized ? " (call eff_quant_register(ctx) first)" : "");
         } else {
@@ -2872,6 +2905,8 @@ EFFDEF eff_status eff_linear_backward(eff_ctx *ctx, eff_tensor *dx, eff_tensor *
     EFF__TRY(eff_tensor_validate(ctx, W, "W"));
     EFF__CHECK(ctx, W->ndim == 2 && W->ne[0] == N, EFF_ERR_SHAPE, "%s: 'W' must be [%lld, in]", fn, (long long)N);
     K = W->ne[1];
+    EFF__CHECK(ctx, !dx || eff__linear_w_ok(W, eff_ctx_dtype(ctx, W->dtype)), EFF_ERR_SHAPE,
+               "%s: 'W' needs contiguous rows (or, for f32, to be a transposed view of a contiguous [in, out] matrix)", fn);
     if (dx) {
         EFF__TRY(eff__check_f32(ctx, fn, dx, "dx"));
         EFF__CHECK(ctx, eff_tensor_nrows(dx) == M && eff_tensor_ncols(dx) == K, EFF_ERR_SHAPE, "%s: 'dx' must have %lld rows of %lld",
@@ -2893,10 +2928,14 @@ EFFDEF eff_status eff_linear_backward(eff_ctx *ctx, eff_tensor *dx, eff_tensor *
     if (!eff__as_matrix(dy, &lddy)) { EFF__TRY(eff_tensor_contiguous(ctx, &dyc, dy)); own_dy = 1; lddy = N; }
     if (dx && K > 0) {
         const eff_dtype_traits *tr = eff_ctx_dtype(ctx, W->dtype);
-        if (W->dtype == EFF_F32 && (W->nb[1] == 4 || K == 1) && W->nb[0] % 4 == 0) {
+        if (W->dtype == EFF_F32 && (W->nb[1] == 4 || K == 1) && W->nb[0] % 4 == 0 && (W->nb[0] / 4 >= K || N == 1)) {
             st = eff_sgemm(ctx, 0, 0, M, K, N, 1.0f, (const float *)dyc.data, lddy, (const float *)W->data,
                            W->nb[0] / 4 >= K ? W->nb[0] / 4 : K, 0.0f, (float *)dx->data, lddx);
-        } else if (tr->to_float && W->nb[1] == (int64_t)tr->type_size) {
+        } else if (W->dtype == EFF_F32 && (W->nb[0] == 4 || N == 1) && W->nb[1] % 4 == 0 && W->nb[1] / 4 >= N) {
+            /* W is a transposed view of a [in, out] matrix S: dx = dy S^T */
+            st = eff_sgemm(ctx, 0, 1, M, K, N, 1.0f, (const float *)dyc.data, lddy, (const float *)W->data, W->nb[1] / 4,
+                           0.0f, (float *)dx->data, lddx);
+        } else if (tr->to_float && (W->nb[1] == (int64_t)tr->type_size || K <= 1)) {
             /* dx = sum over panels of W rows: dy[:, panel] * W[panel, :] */
             int64_t nj = eff__panel_rows(K, N), j0;
             float *panel = nj > 0 ? (float *)eff_ctx_alloc(ctx, (size_t)(nj * K) * sizeof(float)) : NULL;
@@ -2952,6 +2991,14 @@ static void eff__batch2(const eff_tensor *t, int64_t ne[2], int64_t nb[2]) {
     for (i = 0; i < nbd; i++) { ne[2 - nbd + i] = t->ne[i]; nb[2 - nbd + i] = t->ne[i] == 1 ? 0 : t->nb[i]; }
 }
 
+static eff_tensor eff__swap_last2(const eff_tensor *t) {
+    eff_tensor r = *t;
+    int d = t->ndim;
+    r.ne[d - 2] = t->ne[d - 1]; r.ne[d - 1] = t->ne[d - 2];
+    r.nb[d - 2] = t->nb[d - 1]; r.nb[d - 1] = t->nb[d - 2];
+    return r;
+}
+
 /* C = A @ B over broadcast batch dims. When C is smaller than the broadcast batch
    (a gradient of a broadcast operand) the products are summed into C. */
 static eff_status eff__bmm(eff_ctx *ctx, const char *fn, eff_tensor *C, const eff_tensor *A, const eff_tensor *B) {
@@ -2975,8 +3022,12 @@ static eff_status eff__bmm(eff_ctx *ctx, const char *fn, eff_tensor *C, const ef
                    eff_tensor_describe(B, d2, sizeof d2), eff_tensor_describe(C, d3, sizeof d3));
         if (Ce[d] < full[d]) reduce = 1;
     }
-    EFF__CHECK(ctx, eff__mat_layout(C, &tc, &ldc) && tc == 0, EFF_ERR_SHAPE, "%s: output %s needs row-major matrices", fn,
+    EFF__CHECK(ctx, eff__mat_layout(C, &tc, &ldc), EFF_ERR_SHAPE, "%s: output %s needs row-major or transposed matrices", fn,
                eff_tensor_describe(C, d1, sizeof d1));
+    if (tc) {   /* C is a transposed view (e.g. the gradient of a transposed operand): C^T = B^T A^T */
+        eff_tensor Ct = eff__swap_last2(C), At = eff__swap_last2(B), Bt = eff__swap_last2(A);
+        return eff__bmm(ctx, fn, &Ct, &At, &Bt);
+    }
     if (!eff__mat_layout(A, &ta, &lda)) { EFF__TRY(eff_tensor_contiguous(ctx, &Ac, A)); ownA = 1; eff__batch2(&Ac, Ae, Ab); eff__mat_layout(&Ac, &ta, &lda); }
     if (!eff__mat_layout(B, &tb, &ldb)) {
         eff_status s = eff_tensor_contiguous(ctx, &Bc, B);
@@ -3033,13 +3084,6 @@ static eff_status eff__check_f32_any(eff_ctx *ctx, const char *fn, const eff_ten
     EFF__CHECK(ctx, t->dtype == EFF_F32 && t->device == EFF_DEVICE_CPU, EFF_ERR_DTYPE, "%s: '%s' must be a CPU f32 tensor", fn, arg);
     EFF__CHECK(ctx, t->ndim >= 2 && t->ndim <= 4, EFF_ERR_SHAPE, "%s: '%s' needs 2 to 4 dims, has %d", fn, arg, t->ndim);
     return EFF_OK;
-}
-static eff_tensor eff__swap_last2(const eff_tensor *t) {
-    eff_tensor r = *t;
-    int d = t->ndim;
-    r.ne[d - 2] = t->ne[d - 1]; r.ne[d - 1] = t->ne[d - 2];
-    r.nb[d - 2] = t->nb[d - 1]; r.nb[d - 1] = t->nb[d - 2];
-    return r;
 }
 EFFDEF eff_status eff_matmul_forward(eff_ctx *ctx, eff_tensor *C, const eff_tensor *A, const eff_tensor *B) {
     const char *fn = "eff_matmul_forward";
@@ -3713,9 +3757,23 @@ EFFDEF void eff_jsonw_number(eff_json_writer *w, double v) {
     int prec;
     eff__jw_pre(w);
     if (v != v || v == HUGE_VAL || v == -HUGE_VAL) { eff__jw_put(w, "null", 4); return; }  /* JSON has no NaN/Inf */
-    for (prec = 1; prec <= 17; prec++) {   /* shortest form that reads back exactly */
+    for (prec = 1; prec <= 17; prec++) {   /* fewest digits that read back exactly */
         snprintf(b, sizeof b, "%.*g", prec, v);
         if (strtod(b, NULL) == v) break;
+    }
+    {   /* "1e+21" -> "1e21", "1.5e-05" -> "1.5e-5"; integers as plain digits when not longer (768, not 7.68e+02) */
+        char *e = strchr(b, 'e'), t[40];
+        if (e) {
+            char *src = e + 1, *dst = e + 1;
+            if (*src == '+') src++;
+            else if (*src == '-') *dst++ = *src++;
+            while (src[0] == '0' && src[1]) src++;
+            memmove(dst, src, strlen(src) + 1);
+        }
+        if (v == floor(v) && fabs(v) < 1e17) {
+            snprintf(t, sizeof t, "%.0f", v);
+            if (strlen(t) <= strlen(b)) memcpy(b, t, strlen(t) + 1);
+        }
     }
     eff__jw_put(w, b, strlen(b));
 }
@@ -3782,7 +3840,14 @@ static eff_status eff__st_parse(eff_ctx *ctx, eff_safetensors *st, const unsigne
                              (unsigned long long)hl, (long long)size);
     if (data[8] != '{') return eff_ctx_error(ctx, EFF_ERR_FORMAT, "safetensors %s: header does not start with '{'", what);
     st->header_len = (int64_t)hl;
-    EFF__TRY(eff_json_parse(ctx, &st->json, (const char *)data + 8, (int64_t)hl, 1));
+    {
+        eff_status js = eff_json_parse(ctx, &st->json, (const char *)data + 8, (int64_t)hl, 1);
+        if (js != EFF_OK) {   /* keep the parser's message, add which file it was */
+            char msg[sizeof ctx->last_error];
+            memcpy(msg, ctx->last_error, sizeof msg);
+            return eff_ctx_error(ctx, js, "safetensors %s: header: %s", what, msg);
+        }
+    }
     root = eff_json_root(&st->json);
     if (!root || root->type != EFF_JSON_OBJECT) return eff_ctx_error(ctx, EFF_ERR_FORMAT, "safetensors %s: header is not a JSON object", what);
     buf = data + 8 + hl;
@@ -3890,7 +3955,7 @@ EFFDEF eff_status eff_safetensors_write(eff_ctx *ctx, const char *path, const ef
     eff_file_writer fw;
     const char *hdr;
     size_t hlen, pad;
-    int64_t i, j, off = 0;
+    int64_t i, j, off = 0, *offs = NULL, *order = NULL;
     unsigned char lenb[8];
     eff_status s = EFF_OK;
     uint64_t total;
@@ -3909,6 +3974,19 @@ EFFDEF eff_status eff_safetensors_write(eff_ctx *ctx, const char *path, const ef
         for (j = 0; j < i; j++)
             EFF__CHECK(ctx, strcmp(tensors[j].name, t->name) != 0, EFF_ERR_INVALID_ARG, "eff_safetensors_write: duplicate name \"%s\"", t->name);
     }
+    for (i = 0; i < n_meta; i++)
+        EFF__CHECK(ctx, meta[2 * i] && meta[2 * i + 1], EFF_ERR_INVALID_ARG, "eff_safetensors_write: metadata pair %lld has a NULL string", (long long)i);
+    /* Data layout as the reference writer: larger element sizes first (stable), so with the
+       8-byte aligned data start every tensor is aligned to its element size. */
+    offs = (int64_t *)eff_ctx_alloc(ctx, (size_t)(n ? n : 1) * 2 * sizeof(int64_t));
+    if (!offs) return ctx->last_status;
+    order = offs + n;
+    for (i = 0; i < n; i++) {
+        size_t sz = eff_dtype_type_size(tensors[i].dtype);
+        for (j = i; j > 0 && eff_dtype_type_size(tensors[order[j - 1]].dtype) < sz; j--) order[j] = order[j - 1];
+        order[j] = i;
+    }
+    for (i = 0; i < n; i++) { offs[order[i]] = off; off += eff_tensor_nbytes(&tensors[order[i]]); }
     eff_jsonw_init(ctx, &jw, 0);
     eff_jsonw_begin_object(&jw);
     if (n_meta > 0) {
@@ -3926,14 +4004,13 @@ EFFDEF eff_status eff_safetensors_write(eff_ctx *ctx, const char *path, const ef
         for (j = 0; j < tensors[i].ndim; j++) eff_jsonw_int(&jw, tensors[i].ne[j]);
         eff_jsonw_end_array(&jw);
         eff_jsonw_key(&jw, "data_offsets"); eff_jsonw_begin_array(&jw);
-        eff_jsonw_int(&jw, off); eff_jsonw_int(&jw, off + nb);
+        eff_jsonw_int(&jw, offs[i]); eff_jsonw_int(&jw, offs[i] + nb);
         eff_jsonw_end_array(&jw);
         eff_jsonw_end_object(&jw);
-        off += nb;
     }
     eff_jsonw_end_object(&jw);
     hdr = eff_jsonw_finish(&jw, &hlen);
-    if (!hdr) { eff_jsonw_free(&jw); return eff_ctx_error(ctx, EFF_ERR_OOM, "eff_safetensors_write: header JSON failed"); }
+    if (!hdr) { eff_jsonw_free(&jw); eff_ctx_free(ctx, offs); return eff_ctx_error(ctx, EFF_ERR_OOM, "eff_safetensors_write: header JSON failed"); }
     pad = (8 - hlen % 8) % 8;   /* data starts 8-byte aligned, as the reference writer does */
     total = (uint64_t)(hlen + pad);
     for (k = 0; k < 8; k++) lenb[k] = (unsigned char)(total >> (8 * k));
@@ -3943,7 +4020,7 @@ EFFDEF eff_status eff_safetensors_write(eff_ctx *ctx, const char *path, const ef
     if (s == EFF_OK) s = eff_file_writer_write(ctx, &fw, "        ", pad);
     eff_jsonw_free(&jw);
     for (i = 0; s == EFF_OK && i < n; i++) {
-        const eff_tensor *t = &tensors[i];
+        const eff_tensor *t = &tensors[order[i]];
         if (eff_tensor_is_contiguous(t)) {
             s = eff_file_writer_write(ctx, &fw, t->data, (size_t)eff_tensor_nbytes(t));
         } else {
@@ -3952,6 +4029,7 @@ EFFDEF eff_status eff_safetensors_write(eff_ctx *ctx, const char *path, const ef
             if (s == EFF_OK) { s = eff_file_writer_write(ctx, &fw, c.data, (size_t)eff_tensor_nbytes(&c)); eff_tensor_free(ctx, &c); }
         }
     }
+    eff_ctx_free(ctx, offs);
     if (s == EFF_OK) return eff_file_writer_commit(ctx, &fw);
     eff_file_writer_abort(ctx, &fw);
     return s;

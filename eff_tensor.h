@@ -2011,6 +2011,46 @@ static eff_status eff__rows_apply(eff_ctx *ctx, const char *fn, eff__row_fn f, c
     return EFF_OK;
 }
 
+/* ---- device dispatch: tensors on EFF_DEVICE_CUDA go to cuda/ (contiguous f32) ---- */
+#define EFF__ON_CUDA(t) ((t) != NULL && (t)->device == EFF_DEVICE_CUDA)
+/* Checks that the n tensors (NULL entries skipped) are contiguous f32 CUDA tensors. */
+static eff_status eff__cuda_args(eff_ctx *ctx, const char *fn, int n, const eff_tensor *const *ts, const char *const *names) {
+    int i;
+    for (i = 0; i < n; i++) {
+        if (!ts[i]) continue;
+        EFF__TRY(eff_tensor_validate(ctx, ts[i], names[i]));
+        EFF__CHECK(ctx, ts[i]->device == EFF_DEVICE_CUDA && ts[i]->dtype == EFF_F32 && eff_tensor_is_contiguous(ts[i]), EFF_ERR_UNSUPPORTED,
+                   "%s: '%s' must be a contiguous f32 CUDA tensor like the others (no mixing devices)", fn, names[i]);
+    }
+#ifndef EFF_CUDA
+    return eff_ctx_error(ctx, EFF_ERR_UNSUPPORTED, "%s: CUDA tensors need a build with EFF_CUDA and cuda/eff_tensor.cu", fn);
+#else
+    return EFF_OK;
+#endif
+}
+/* Elementwise ops on CUDA tensors of equal size: kind 0 unary forward (y, x), 1 unary
+   backward (dx, dy, x), 2 binary (y, a, b with scalar s). */
+static eff_status eff__cuda_elementwise(eff_ctx *ctx, const char *fn, int kind, int op, float sc, eff_tensor *y, const eff_tensor *a,
+                                        const eff_tensor *b) {
+    const eff_tensor *ts[3];
+    const char *nm[3] = {"out", "in", "in2"};
+    int64_t n;
+    ts[0] = y; ts[1] = a; ts[2] = b;
+    EFF__CHECK(ctx, y && a, EFF_ERR_INVALID_ARG, "%s: NULL tensor", fn);
+    EFF__TRY(eff__cuda_args(ctx, fn, 3, ts, nm));
+    n = eff_tensor_nelements(y);
+    EFF__CHECK(ctx, eff_tensor_nelements(a) == n && (!b || eff_tensor_nelements(b) == n), EFF_ERR_SHAPE,
+               "%s: CUDA elementwise ops need equal sizes (no broadcasting on the device)", fn);
+#ifdef EFF_CUDA
+    if (kind == 0) return eff_cuda_unary(ctx, op, (float *)y->data, (const float *)a->data, n);
+    if (kind == 1) return eff_cuda_unary_backward(ctx, op, (float *)y->data, (const float *)a->data, (const float *)b->data, n);
+    return eff_cuda_binary(ctx, op, (float *)y->data, (const float *)a->data, b ? (const float *)b->data : NULL, sc, n);
+#else
+    (void)kind; (void)op; (void)sc;
+    return EFF_ERR_UNSUPPORTED;
+#endif
+}
+
 /* ---- activations ---- */
 #define EFF__GELU_K 0.7978845608028654f   /* sqrt(2/pi) */
 static void eff__gelu_f(int64_t n, float *y, const float *x, const float *u1, const float *u2, const float *p) {
@@ -2078,28 +2118,45 @@ static void eff__acc2_f(int64_t n, float *y, const float *x, const float *r, con
 }
 
 EFFDEF eff_status eff_gelu_forward(eff_ctx *ctx, eff_tensor *y, const eff_tensor *x) {
+    if (EFF__ON_CUDA(y) || EFF__ON_CUDA(x)) return eff__cuda_elementwise(ctx, "eff_gelu_forward", 0, EFF_OP_GELU, 0.0f, y, x, NULL);
     return eff__rows_apply(ctx, "eff_gelu_forward", eff__gelu_f, NULL, y, "y", x, "x", NULL, NULL, NULL, NULL);
 }
 EFFDEF eff_status eff_gelu_backward(eff_ctx *ctx, eff_tensor *dx, const eff_tensor *dy, const eff_tensor *x) {
+    if (EFF__ON_CUDA(dx) || EFF__ON_CUDA(dy)) return eff__cuda_elementwise(ctx, "eff_gelu_backward", 1, EFF_OP_GELU, 0.0f, dx, dy, x);
     return eff__rows_apply(ctx, "eff_gelu_backward", eff__gelu_b, NULL, dx, "dx", dy, "dy", x, "x", NULL, NULL);
 }
 EFFDEF eff_status eff_silu_forward(eff_ctx *ctx, eff_tensor *y, const eff_tensor *x) {
+    if (EFF__ON_CUDA(y) || EFF__ON_CUDA(x)) return eff__cuda_elementwise(ctx, "eff_silu_forward", 0, EFF_OP_SILU, 0.0f, y, x, NULL);
     return eff__rows_apply(ctx, "eff_silu_forward", eff__silu_f, NULL, y, "y", x, "x", NULL, NULL, NULL, NULL);
 }
 EFFDEF eff_status eff_silu_backward(eff_ctx *ctx, eff_tensor *dx, const eff_tensor *dy, const eff_tensor *x) {
+    if (EFF__ON_CUDA(dx) || EFF__ON_CUDA(dy)) return eff__cuda_elementwise(ctx, "eff_silu_backward", 1, EFF_OP_SILU, 0.0f, dx, dy, x);
     return eff__rows_apply(ctx, "eff_silu_backward", eff__silu_b, NULL, dx, "dx", dy, "dy", x, "x", NULL, NULL);
 }
 EFFDEF eff_status eff_relu_forward(eff_ctx *ctx, eff_tensor *y, const eff_tensor *x) {
+    if (EFF__ON_CUDA(y) || EFF__ON_CUDA(x)) return eff__cuda_elementwise(ctx, "eff_relu_forward", 0, EFF_OP_RELU, 0.0f, y, x, NULL);
     return eff__rows_apply(ctx, "eff_relu_forward", eff__relu_f, NULL, y, "y", x, "x", NULL, NULL, NULL, NULL);
 }
 EFFDEF eff_status eff_relu_backward(eff_ctx *ctx, eff_tensor *dx, const eff_tensor *dy, const eff_tensor *x) {
+    if (EFF__ON_CUDA(dx) || EFF__ON_CUDA(dy)) return eff__cuda_elementwise(ctx, "eff_relu_backward", 1, EFF_OP_RELU, 0.0f, dx, dy, x);
     return eff__rows_apply(ctx, "eff_relu_backward", eff__relu_b, NULL, dx, "dx", dy, "dy", x, "x", NULL, NULL);
 }
 EFFDEF eff_status eff_swiglu_forward(eff_ctx *ctx, eff_tensor *y, const eff_tensor *gate, const eff_tensor *up) {
+    if (EFF__ON_CUDA(y) || EFF__ON_CUDA(gate)) return eff__cuda_elementwise(ctx, "eff_swiglu_forward", 2, EFF_OP_SWIGLU, 0.0f, y, gate, up);
     return eff__rows_apply(ctx, "eff_swiglu_forward", eff__swiglu_f, NULL, y, "y", gate, "gate", up, "up", NULL, NULL);
 }
 EFFDEF eff_status eff_swiglu_backward(eff_ctx *ctx, eff_tensor *dgate, eff_tensor *dup, const eff_tensor *dy,
                                       const eff_tensor *gate, const eff_tensor *up) {
+    if (EFF__ON_CUDA(dy)) {
+        const eff_tensor *ts[5];
+        const char *nm[5] = {"dgate", "dup", "dy", "gate", "up"};
+        ts[0] = dgate; ts[1] = dup; ts[2] = dy; ts[3] = gate; ts[4] = up;
+        EFF__TRY(eff__cuda_args(ctx, "eff_swiglu_backward", 5, ts, nm));
+#ifdef EFF_CUDA
+        return eff_cuda_swiglu_backward(ctx, dgate ? (float *)dgate->data : NULL, dup ? (float *)dup->data : NULL, (const float *)dy->data,
+                                        (const float *)gate->data, (const float *)up->data, eff_tensor_nelements(dy));
+#endif
+    }
     const char *fn = "eff_swiglu_backward";
     EFF__CHECK_PTR(ctx, dy);
     EFF__CHECK_PTR(ctx, gate);
@@ -2112,12 +2169,15 @@ EFFDEF eff_status eff_swiglu_backward(eff_ctx *ctx, eff_tensor *dgate, eff_tenso
     return EFF_OK;
 }
 EFFDEF eff_status eff_scale_forward(eff_ctx *ctx, eff_tensor *y, const eff_tensor *x, float s) {
+    if (EFF__ON_CUDA(y) || EFF__ON_CUDA(x)) return eff__cuda_elementwise(ctx, "eff_scale_forward", 2, EFF_OP_SCALE, s, y, x, NULL);
     return eff__rows_apply(ctx, "eff_scale_forward", eff__scale_f, &s, y, "y", x, "x", NULL, NULL, NULL, NULL);
 }
 EFFDEF eff_status eff_scale_backward(eff_ctx *ctx, eff_tensor *dx, const eff_tensor *dy, float s) {
+    if (EFF__ON_CUDA(dx) || EFF__ON_CUDA(dy)) return eff__cuda_elementwise(ctx, "eff_scale_backward", 2, EFF_OP_SCALE, s, dx, dy, NULL);
     return eff__rows_apply(ctx, "eff_scale_backward", eff__scale_f, &s, dx, "dx", dy, "dy", NULL, NULL, NULL, NULL);
 }
 EFFDEF eff_status eff_residual_forward(eff_ctx *ctx, eff_tensor *y, const eff_tensor *x, const eff_tensor *r) {
+    if (EFF__ON_CUDA(y) || EFF__ON_CUDA(x)) return eff__cuda_elementwise(ctx, "eff_residual_forward", 2, EFF_OP_ADD, 0.0f, y, x, r);
     return eff__rows_apply(ctx, "eff_residual_forward", eff__acc2_f, NULL, y, "y", x, "x", r, "r", NULL, NULL);
 }
 EFFDEF eff_status eff_residual_backward(eff_ctx *ctx, eff_tensor *dx, eff_tensor *dr, const eff_tensor *dy) {
@@ -2195,9 +2255,11 @@ static eff_status eff__binary_forward(eff_ctx *ctx, const char *fn, int op, eff_
     return EFF_OK;
 }
 EFFDEF eff_status eff_add_forward(eff_ctx *ctx, eff_tensor *y, const eff_tensor *a, const eff_tensor *b) {
+    if (EFF__ON_CUDA(y) || EFF__ON_CUDA(a)) return eff__cuda_elementwise(ctx, "eff_add_forward", 2, EFF_OP_ADD, 0.0f, y, a, b);
     return eff__binary_forward(ctx, "eff_add_forward", 0, y, a, b);
 }
 EFFDEF eff_status eff_mul_forward(eff_ctx *ctx, eff_tensor *y, const eff_tensor *a, const eff_tensor *b) {
+    if (EFF__ON_CUDA(y) || EFF__ON_CUDA(a)) return eff__cuda_elementwise(ctx, "eff_mul_forward", 2, EFF_OP_MUL, 0.0f, y, a, b);
     return eff__binary_forward(ctx, "eff_mul_forward", 1, y, a, b);
 }
 EFFDEF eff_status eff_add_backward(eff_ctx *ctx, eff_tensor *da, eff_tensor *db, const eff_tensor *dy) {
@@ -2326,15 +2388,53 @@ static eff_status eff__rowwise_apply(eff_ctx *ctx, const char *fn, eff__row_fn f
     return EFF_OK;
 }
 EFFDEF eff_status eff_softmax_forward(eff_ctx *ctx, eff_tensor *y, const eff_tensor *x) {
+    if (EFF__ON_CUDA(y) || EFF__ON_CUDA(x)) {
+        const eff_tensor *ts[2];
+        const char *nm[2] = {"y", "x"};
+        ts[0] = y; ts[1] = x;
+        EFF__TRY(eff__cuda_args(ctx, "eff_softmax_forward", 2, ts, nm));
+#ifdef EFF_CUDA
+        return eff_cuda_softmax(ctx, (float *)y->data, (const float *)x->data, eff_tensor_nrows(x), eff_tensor_ncols(x), 0);
+#endif
+    }
     return eff__rowwise_apply(ctx, "eff_softmax_forward", eff__softmax_f, y, "y", x, "x", NULL, NULL);
 }
 EFFDEF eff_status eff_softmax_backward(eff_ctx *ctx, eff_tensor *dx, const eff_tensor *dy, const eff_tensor *y) {
+    if (EFF__ON_CUDA(dx) || EFF__ON_CUDA(dy)) {
+        const eff_tensor *ts[3];
+        const char *nm[3] = {"dx", "dy", "y"};
+        ts[0] = dx; ts[1] = dy; ts[2] = y;
+        EFF__TRY(eff__cuda_args(ctx, "eff_softmax_backward", 3, ts, nm));
+#ifdef EFF_CUDA
+        return eff_cuda_softmax_backward(ctx, (float *)dx->data, (const float *)dy->data, (const float *)y->data, eff_tensor_nrows(y),
+                                         eff_tensor_ncols(y), 0);
+#endif
+    }
     return eff__rowwise_apply(ctx, "eff_softmax_backward", eff__softmax_b, dx, "dx", dy, "dy", y, "y");
 }
 EFFDEF eff_status eff_log_softmax_forward(eff_ctx *ctx, eff_tensor *y, const eff_tensor *x) {
+    if (EFF__ON_CUDA(y) || EFF__ON_CUDA(x)) {
+        const eff_tensor *ts[2];
+        const char *nm[2] = {"y", "x"};
+        ts[0] = y; ts[1] = x;
+        EFF__TRY(eff__cuda_args(ctx, "eff_log_softmax_forward", 2, ts, nm));
+#ifdef EFF_CUDA
+        return eff_cuda_softmax(ctx, (float *)y->data, (const float *)x->data, eff_tensor_nrows(x), eff_tensor_ncols(x), 1);
+#endif
+    }
     return eff__rowwise_apply(ctx, "eff_log_softmax_forward", eff__log_softmax_f, y, "y", x, "x", NULL, NULL);
 }
 EFFDEF eff_status eff_log_softmax_backward(eff_ctx *ctx, eff_tensor *dx, const eff_tensor *dy, const eff_tensor *y) {
+    if (EFF__ON_CUDA(dx) || EFF__ON_CUDA(dy)) {
+        const eff_tensor *ts[3];
+        const char *nm[3] = {"dx", "dy", "y"};
+        ts[0] = dx; ts[1] = dy; ts[2] = y;
+        EFF__TRY(eff__cuda_args(ctx, "eff_log_softmax_backward", 3, ts, nm));
+#ifdef EFF_CUDA
+        return eff_cuda_softmax_backward(ctx, (float *)dx->data, (const float *)dy->data, (const float *)y->data, eff_tensor_nrows(y),
+                                         eff_tensor_ncols(y), 1);
+#endif
+    }
     return eff__rowwise_apply(ctx, "eff_log_softmax_backward", eff__log_softmax_b, dx, "dx", dy, "dy", y, "y");
 }
 
@@ -2358,6 +2458,17 @@ static void eff__thread_acc_reduce(float *dst, const float *acc, int nt, int64_t
 
 EFFDEF eff_status eff_layernorm_forward(eff_ctx *ctx, eff_tensor *y, eff_tensor *mean, eff_tensor *rstd,
                                         const eff_tensor *x, const eff_tensor *w, const eff_tensor *b, float eps) {
+    if (EFF__ON_CUDA(y) || EFF__ON_CUDA(x)) {
+        const eff_tensor *ts[6];
+        const char *nm[6] = {"y", "mean", "rstd", "x", "w", "b"};
+        ts[0] = y; ts[1] = mean; ts[2] = rstd; ts[3] = x; ts[4] = w; ts[5] = b;
+        EFF__TRY(eff__cuda_args(ctx, "eff_layernorm_forward", 6, ts, nm));
+#ifdef EFF_CUDA
+        return eff_cuda_norm(ctx, 0, (float *)y->data, mean ? (float *)mean->data : NULL, rstd ? (float *)rstd->data : NULL,
+                             (const float *)x->data, w ? (const float *)w->data : NULL, b ? (const float *)b->data : NULL, eff_tensor_nrows(x),
+                             eff_tensor_ncols(x), eps);
+#endif
+    }
     const char *fn = "eff_layernorm_forward";
     int64_t rows, C, r;
     int nt;
@@ -2393,6 +2504,18 @@ EFFDEF eff_status eff_layernorm_forward(eff_ctx *ctx, eff_tensor *y, eff_tensor 
 EFFDEF eff_status eff_layernorm_backward(eff_ctx *ctx, eff_tensor *dx, eff_tensor *dw, eff_tensor *db,
                                          const eff_tensor *dy, const eff_tensor *x, const eff_tensor *w,
                                          const eff_tensor *mean, const eff_tensor *rstd) {
+    if (EFF__ON_CUDA(dy) || EFF__ON_CUDA(x)) {
+        const eff_tensor *ts[8];
+        const char *nm[8] = {"dx", "dw", "db", "dy", "x", "w", "mean", "rstd"};
+        ts[0] = dx; ts[1] = dw; ts[2] = db; ts[3] = dy; ts[4] = x; ts[5] = w; ts[6] = mean; ts[7] = rstd;
+        EFF__TRY(eff__cuda_args(ctx, "eff_layernorm_backward", 8, ts, nm));
+        EFF__CHECK(ctx, mean && rstd, EFF_ERR_INVALID_ARG, "eff_layernorm_backward: 'mean' and 'rstd' are required");
+#ifdef EFF_CUDA
+        return eff_cuda_norm_backward(ctx, 0, dx ? (float *)dx->data : NULL, dw ? (float *)dw->data : NULL, db ? (float *)db->data : NULL,
+                                      (const float *)dy->data, (const float *)x->data, w ? (const float *)w->data : NULL,
+                                      (const float *)mean->data, (const float *)rstd->data, eff_tensor_nrows(x), eff_tensor_ncols(x));
+#endif
+    }
     const char *fn = "eff_layernorm_backward";
     int64_t rows, C, r;
     int nt;
@@ -2444,6 +2567,16 @@ EFFDEF eff_status eff_layernorm_backward(eff_ctx *ctx, eff_tensor *dx, eff_tenso
 
 EFFDEF eff_status eff_rmsnorm_forward(eff_ctx *ctx, eff_tensor *y, eff_tensor *rstd, const eff_tensor *x,
                                       const eff_tensor *w, float eps) {
+    if (EFF__ON_CUDA(y) || EFF__ON_CUDA(x)) {
+        const eff_tensor *ts[4];
+        const char *nm[4] = {"y", "rstd", "x", "w"};
+        ts[0] = y; ts[1] = rstd; ts[2] = x; ts[3] = w;
+        EFF__TRY(eff__cuda_args(ctx, "eff_rmsnorm_forward", 4, ts, nm));
+#ifdef EFF_CUDA
+        return eff_cuda_norm(ctx, 1, (float *)y->data, NULL, rstd ? (float *)rstd->data : NULL, (const float *)x->data,
+                             w ? (const float *)w->data : NULL, NULL, eff_tensor_nrows(x), eff_tensor_ncols(x), eps);
+#endif
+    }
     const char *fn = "eff_rmsnorm_forward";
     int64_t rows, C, r;
     int nt;
@@ -2473,6 +2606,18 @@ EFFDEF eff_status eff_rmsnorm_forward(eff_ctx *ctx, eff_tensor *y, eff_tensor *r
 
 EFFDEF eff_status eff_rmsnorm_backward(eff_ctx *ctx, eff_tensor *dx, eff_tensor *dw, const eff_tensor *dy,
                                        const eff_tensor *x, const eff_tensor *w, const eff_tensor *rstd) {
+    if (EFF__ON_CUDA(dy) || EFF__ON_CUDA(x)) {
+        const eff_tensor *ts[6];
+        const char *nm[6] = {"dx", "dw", "dy", "x", "w", "rstd"};
+        ts[0] = dx; ts[1] = dw; ts[2] = dy; ts[3] = x; ts[4] = w; ts[5] = rstd;
+        EFF__TRY(eff__cuda_args(ctx, "eff_rmsnorm_backward", 6, ts, nm));
+        EFF__CHECK(ctx, rstd != NULL, EFF_ERR_INVALID_ARG, "eff_rmsnorm_backward: 'rstd' is required");
+#ifdef EFF_CUDA
+        return eff_cuda_norm_backward(ctx, 1, dx ? (float *)dx->data : NULL, dw ? (float *)dw->data : NULL, NULL, (const float *)dy->data,
+                                      (const float *)x->data, w ? (const float *)w->data : NULL, NULL, (const float *)rstd->data,
+                                      eff_tensor_nrows(x), eff_tensor_ncols(x));
+#endif
+    }
     const char *fn = "eff_rmsnorm_backward";
     int64_t rows, C, r;
     int nt;
@@ -2803,6 +2948,18 @@ static int eff__linear_w_ok(const eff_tensor *W, const eff_dtype_traits *tr) {
 }
 
 EFFDEF eff_status eff_linear_forward(eff_ctx *ctx, eff_tensor *y, const eff_tensor *x, const eff_tensor *W, const eff_tensor *b) {
+    if (EFF__ON_CUDA(y) || EFF__ON_CUDA(x) || EFF__ON_CUDA(W)) {
+        const eff_tensor *ts[4];
+        const char *nm[4] = {"y", "x", "W", "b"};
+        ts[0] = y; ts[1] = x; ts[2] = W; ts[3] = b;
+        EFF__TRY(eff__cuda_args(ctx, "eff_linear_forward", 4, ts, nm));
+        EFF__CHECK(ctx, W->ndim == 2 && W->ne[1] == eff_tensor_ncols(x) && eff_tensor_ncols(y) == W->ne[0] &&
+                   eff_tensor_nrows(y) == eff_tensor_nrows(x), EFF_ERR_SHAPE, "eff_linear_forward: shapes of x, W, y disagree");
+#ifdef EFF_CUDA
+        return eff_cuda_linear(ctx, (float *)y->data, (const float *)x->data, (const float *)W->data, b ? (const float *)b->data : NULL,
+                               eff_tensor_nrows(x), W->ne[0], W->ne[1]);
+#endif
+    }
     const char *fn = "eff_linear_forward";
     const eff_dtype_traits *tr;
     eff_tensor xc;
@@ -2893,6 +3050,18 @@ EFFDEF eff_status eff_linear_forward(eff_ctx *ctx, eff_tensor *y, const eff_tens
 
 EFFDEF eff_status eff_linear_backward(eff_ctx *ctx, eff_tensor *dx, eff_tensor *dW, eff_tensor *db,
                                       const eff_tensor *dy, const eff_tensor *x, const eff_tensor *W) {
+    if (EFF__ON_CUDA(dy) || EFF__ON_CUDA(W)) {
+        const eff_tensor *ts[6];
+        const char *nm[6] = {"dx", "dW", "db", "dy", "x", "W"};
+        ts[0] = dx; ts[1] = dW; ts[2] = db; ts[3] = dy; ts[4] = x; ts[5] = W;
+        EFF__TRY(eff__cuda_args(ctx, "eff_linear_backward", 6, ts, nm));
+        EFF__CHECK(ctx, W && W->ndim == 2 && W->ne[0] == eff_tensor_ncols(dy), EFF_ERR_SHAPE, "eff_linear_backward: shapes of dy and W disagree");
+#ifdef EFF_CUDA
+        return eff_cuda_linear_backward(ctx, dx ? (float *)dx->data : NULL, dW ? (float *)dW->data : NULL, db ? (float *)db->data : NULL,
+                                        (const float *)dy->data, x ? (const float *)x->data : NULL, (const float *)W->data, eff_tensor_nrows(dy),
+                                        W->ne[0], W->ne[1]);
+#endif
+    }
     const char *fn = "eff_linear_backward";
     int64_t M, N, K, lddy, lddx = 1, ldx;
     eff_tensor dyc;

@@ -126,6 +126,28 @@ int main(void) {
             check_close(what, dC.get(), Cc, 1e-10);
         }
     }
+    /* the same ops through the tensor API: device tensors dispatch to cuda/ */
+    {
+        const int64_t R = 17, C = 129, n = R * C;
+        std::vector<float> x = randv(n, 2.0), ref((size_t)n), mean((size_t)R), rstd((size_t)R), w = randv(C, 1.0);
+        dev_buf dx_(ctx, n), dy_(ctx, n), dm(ctx, R), dr(ctx, R), dw(ctx, C);
+        dx_.put(x); dw.put(w);
+        eff_tensor X = eff_tensor_2d(x.data(), EFF_F32, R, C), REF = eff_tensor_2d(ref.data(), EFF_F32, R, C);
+        eff_tensor W = eff_tensor_1d(w.data(), EFF_F32, C), RS = eff_tensor_1d(rstd.data(), EFF_F32, R);
+        eff_tensor DX = eff_tensor_2d(dx_.p, EFF_F32, R, C), DY = eff_tensor_2d(dy_.p, EFF_F32, R, C);
+        eff_tensor DW = eff_tensor_1d(dw.p, EFF_F32, C), DR = eff_tensor_1d(dr.p, EFF_F32, R);
+        DX.device = DY.device = DW.device = DR.device = EFF_DEVICE_CUDA;
+        eff_gelu_forward(ctx, &REF, &X);
+        EFF_CHECK_STATUS(ctx, eff_gelu_forward(ctx, &DY, &DX), EFF_OK, "eff_gelu_forward on device tensors");
+        check_close("tensor API gelu", dy_.get(), ref, 1e-10);
+        eff_rmsnorm_forward(ctx, &REF, &RS, &X, &W, 1e-5f);
+        EFF_CHECK_STATUS(ctx, eff_rmsnorm_forward(ctx, &DY, &DR, &DX, &DW, 1e-5f), EFF_OK, "eff_rmsnorm_forward on device tensors");
+        check_close("tensor API rmsnorm", dy_.get(), ref, 1e-10);
+        eff_softmax_forward(ctx, &REF, &X);
+        EFF_CHECK_STATUS(ctx, eff_softmax_forward(ctx, &DY, &DX), EFF_OK, "eff_softmax_forward on device tensors");
+        check_close("tensor API softmax", dy_.get(), ref, 1e-10);
+        (void)mean;
+    }
     eff_ctx_destroy(ctx);
     return EFF_TEST_END();
 }

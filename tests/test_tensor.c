@@ -2992,6 +2992,20 @@ static void test_null_args(void) {
 /* Runs one section and prints its CPU time (information only, never asserted). */
 #define RUN(fn) do { clock_t t0_ = clock(); fn(); printf("  [%s: %.2f s cpu]\n", #fn, (double)(clock() - t0_) / CLOCKS_PER_SEC); fflush(stdout); } while (0)
 
+/* Ops given CUDA tensors in a build without EFF_CUDA say so instead of touching the data. */
+static void test_device_dispatch(void) {
+    float a[6], b[6];
+    eff_tensor x = eff_tensor_2d(a, EFF_F32, 2, 3), y = eff_tensor_2d(b, EFF_F32, 2, 3), w = eff_tensor_2d(a, EFF_F32, 3, 3);
+    x.device = EFF_DEVICE_CUDA; y.device = EFF_DEVICE_CUDA;
+#ifndef EFF_CUDA
+    EFF_CHECK_STATUS(g_ctx, eff_gelu_forward(g_ctx, &y, &x), EFF_ERR_UNSUPPORTED, "gelu on CUDA tensors without EFF_CUDA");
+    EFF_CHECK_STATUS(g_ctx, eff_softmax_forward(g_ctx, &y, &x), EFF_ERR_UNSUPPORTED, "softmax on CUDA tensors without EFF_CUDA");
+    EFF_CHECK_STATUS(g_ctx, eff_linear_forward(g_ctx, &y, &x, &w, NULL), EFF_ERR_UNSUPPORTED, "linear mixing CUDA and CPU tensors");
+#endif
+    y.device = EFF_DEVICE_CPU;
+    EFF_CHECK_STATUS(g_ctx, eff_gelu_forward(g_ctx, &y, &x), EFF_ERR_UNSUPPORTED, "gelu mixing a CUDA input and a CPU output");
+}
+
 int main(void) {
     eff_ctx_opts o;
     g_quick = getenv("EFF_TEST_QUICK") != NULL;
@@ -3018,6 +3032,7 @@ int main(void) {
     RUN(test_optimizers);
     RUN(test_json);
     RUN(test_safetensors);
+    RUN(test_device_dispatch);
     EFF_CHECK(eff_ctx_bytes_in_use(g_ctx) == 0, "global context: every byte freed (%zu in use)", eff_ctx_bytes_in_use(g_ctx));
     eff_ctx_destroy(g_ctx);
     return EFF_TEST_END();

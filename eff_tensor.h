@@ -1662,6 +1662,7 @@ EFFDEF void eff_arena_release(eff_ctx *ctx, eff_arena *a) {
 #define EFF__GEMM_KC 256     /* B micro-panel KC x NR x 4 bytes = 32 KiB fits L1 (48 KiB on Zen 5) */
 #define EFF__GEMM_MC 336     /* A block MC x KC x 4 bytes = 336 KiB in L2 */
 #define EFF__GEMM_NC 4080    /* B block KC x NC x 4 bytes ~ 4 MiB in L3 */
+#define EFF__GEMM_SMALL_M 16 /* up to this many rows of A, B is streamed once instead of packed */
 
 EFFDEF void eff_sgemm_naive(int transA, int transB, int64_t M, int64_t N, int64_t K, float alpha,
                             const float *A, int64_t lda, const float *B, int64_t ldb, float beta, float *C, int64_t ldc) {
@@ -1763,6 +1764,34 @@ static void eff__gemm_ukernel(int64_t kc, const float *EFF__RESTRICT Ap, const f
     }
 }
 
+/* out[a][b] = dot(x + a*K, w[b]) for a < MI, b < 4: MI x 4 accumulators in registers. */
+#define EFF__GEMV_KERNEL(NAME, MI)                                                                          \
+    static void NAME(int64_t K, const float *x, const float *const *w, float out[4][4]) {               \
+        eff__vf acc[MI][4];                                                                              \
+        int64_t k;                                                                                        \
+        int a, b;                                                                                         \
+        for (a = 0; a < MI; a++) for (b = 0; b < 4; b++) acc[a][b] = eff__vzero();                      \
+        for (k = 0; k + EFF__VL <= K; k += EFF__VL) {                                                    \
+            eff__vf w0 = eff__vload(w[0] + k), w1 = eff__vload(w[1] + k), w2 = eff__vload(w[2] + k),     \
+                    w3 = eff__vload(w[3] + k);                                                            \
+            for (a = 0; a < MI; a++) {                                                                    \
+                eff__vf xv = eff__vload(x + a * K + k);                                                   \
+                acc[a][0] = eff__vfma(xv, w0, acc[a][0]); acc[a][1] = eff__vfma(xv, w1, acc[a][1]);       \
+                acc[a][2] = eff__vfma(xv, w2, acc[a][2]); acc[a][3] = eff__vfma(xv, w3, acc[a][3]);       \
+            }                                                                                             \
+        }                                                                                                 \
+        for (a = 0; a < MI; a++)                                                                          \
+            for (b = 0; b < 4; b++) {                                                                     \
+                float sum = eff__vhsum(acc[a][b]);                                                        \
+                int64_t kk;                                                                               \
+                for (kk = k; kk < K; kk++) sum += x[a * K + kk] * w[b][kk];                              \
+                out[a][b] = sum;                                                                          \
+            }                                                                                             \
+    }
+EFF__GEMV_KERNEL(eff__gemv_1x4, 1)
+EFF__GEMV_KERNEL(eff__gemv_2x4, 2)
+EFF__GEMV_KERNEL(eff__gemv_4x4, 4)
+
 /* Small M (decode, GEMV): no packing; each B row/column is read once for all M rows. */
 static void eff__sgemm_small_m(int nt, int transA, int transB, int64_t M, int64_t N, int64_t K, float alpha,
                                const float *A, int64_t lda, const float *B, int64_t ldb, float beta, float *C, int64_t ldc,
@@ -1774,14 +1803,26 @@ static void eff__sgemm_small_m(int nt, int transA, int transB, int64_t M, int64_
         for (k = 0; k < K; k++) Arows[i * K + k] = transA ? A[k * lda + i] : A[i * lda + k];
     }
     if (transB) {
-        int64_t j;
+        /* 4 rows of B (outputs) against MI = 4, 2 or 1 rows of op(A) per pass, so each
+           loaded vector feeds several FMAs. Missing B rows point at row 0 (results dropped). */
+        int64_t jb, nblk = (N + 3) / 4;
         EFF__OMP(parallel for num_threads(nt) schedule(static) if (nt > 1 && N * K > 32768))
-        for (j = 0; j < N; j++) {
-            int64_t ii;
-            for (ii = 0; ii < M; ii++) {
-                float s, *c = C + ii * ldc + j;
-                eff__vec_dot_f32(K, &s, B + j * ldb, Arows + ii * K);
-                *c = beta != 0.0f ? alpha * s + beta * *c : alpha * s;
+        for (jb = 0; jb < nblk; jb++) {
+            int64_t j0 = jb * 4, nj = N - j0 < 4 ? N - j0 : 4, i0 = 0, b;
+            const float *w[4];
+            float out[4][4];
+            for (b = 0; b < 4; b++) w[b] = B + (j0 + (b < nj ? b : 0)) * ldb;
+            while (i0 < M) {
+                int64_t mi = M - i0 >= 4 ? 4 : M - i0 >= 2 ? 2 : 1, a;
+                if (mi == 4) eff__gemv_4x4(K, Arows + i0 * K, w, out);
+                else if (mi == 2) eff__gemv_2x4(K, Arows + i0 * K, w, out);
+                else eff__gemv_1x4(K, Arows + i0 * K, w, out);
+                for (a = 0; a < mi; a++)
+                    for (b = 0; b < nj; b++) {
+                        float *c = C + (i0 + a) * ldc + j0 + b;
+                        *c = beta != 0.0f ? alpha * out[a][b] + beta * *c : alpha * out[a][b];
+                    }
+                i0 += mi;
             }
         }
     } else {
@@ -1789,7 +1830,7 @@ static void eff__sgemm_small_m(int nt, int transA, int transB, int64_t M, int64_
         EFF__OMP(parallel for num_threads(nt) schedule(static) if (nt > 1 && N * K > 32768))
         for (jb = 0; jb < nblk; jb++) {
             int64_t j0 = jb * 256, nj = N - j0 < 256 ? N - j0 : 256, ii, k, j;
-            float acc[4][256];
+            float acc[16][256];
             for (ii = 0; ii < M; ii++) for (j = 0; j < nj; j++) acc[ii][j] = 0.0f;
             for (k = 0; k < K; k++) {
                 const float *b = B + k * ldb + j0;
@@ -1836,7 +1877,7 @@ static eff__gemm_plan eff__gemm_make_plan(int64_t M, int64_t N, int64_t K, int n
 static int64_t eff__sgemm_ws_floats(int64_t M, int64_t N, int64_t K, int nt) {
     eff__gemm_plan p;
     if (M == 0 || N == 0 || K == 0) return 0;
-    if (M <= 4) return M * K;
+    if (M <= EFF__GEMM_SMALL_M) return M * K;
     p = eff__gemm_make_plan(M, N, K, nt);
     return p.kc0 * p.nc0 + p.kc0 * p.mc0 * nt + 2 * 16;
 }
@@ -1856,7 +1897,7 @@ static void eff__sgemm_core(int nt, int transA, int transB, int64_t M, int64_t N
             for (j = 0; j < N; j++) C[i * ldc + j] = beta == 0.0f ? 0.0f : beta * C[i * ldc + j];
         return;
     }
-    if (M <= 4) {
+    if (M <= EFF__GEMM_SMALL_M) {
         eff__sgemm_small_m(nt, transA, transB, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc, ws);
         return;
     }

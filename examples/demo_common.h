@@ -1,0 +1,69 @@
+/* demo_common.h - what the demos share: the generated corpus (sentences from a tiny
+   grammar, deterministic for a seed) and a plain AdamW training loop over it. */
+#ifndef EFF_DEMO_COMMON_H
+#define EFF_DEMO_COMMON_H
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+static double demo_now(void) {
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
+}
+
+/* Sentences "<subject> <verb> <object> <place>." from fixed word lists. */
+static int64_t demo_corpus(char *buf, int64_t cap, uint64_t seed) {
+    static const char *subj[] = {"the cat", "the dog", "a bird", "my friend", "the old man", "a small child"};
+    static const char *verb[] = {"sees", "likes", "finds", "draws", "wants", "carries"};
+    static const char *obj[] = {"the red ball", "a green apple", "the big box", "a blue hat", "the little boat", "some warm bread"};
+    static const char *tail[] = {"today", "at home", "in the park", "by the river", "every morning", "with joy"};
+    eff_rng r;
+    int64_t n = 0;
+    eff_rng_seed(&r, seed);
+    while (n + 80 < cap)
+        n += snprintf(buf + n, (size_t)(cap - n), "%s %s %s %s. ", subj[eff_rng_u64(&r) % 6], verb[eff_rng_u64(&r) % 6],
+                      obj[eff_rng_u64(&r) % 6], tail[eff_rng_u64(&r) % 6]);
+    return n;
+}
+
+/* Trains m for `steps` AdamW steps on random windows of ids; prints the loss now and then.
+   Returns the last loss (or -1 on error). */
+static float demo_train(eff_ctx *ctx, eff_model *m, const int32_t *ids, int64_t n_ids, int64_t B, int64_t T, int64_t steps, float lr,
+                        const char *label) {
+    float **mom = (float **)calloc((size_t)m->n_params, sizeof(float *)), **var = (float **)calloc((size_t)m->n_params, sizeof(float *));
+    int32_t *x = (int32_t *)malloc((size_t)(B * T) * sizeof(int32_t)), *y = (int32_t *)malloc((size_t)(B * T) * sizeof(int32_t));
+    eff_adamw_opts adam;
+    float loss = -1.0f;
+    int64_t i, b, step;
+    double t0 = demo_now();
+    if (!m->grads.base && eff_model_alloc_grads(ctx, m) != EFF_OK) return -1.0f;
+    for (i = 0; i < m->n_params; i++) {
+        mom[i] = (float *)calloc((size_t)eff_tensor_nelements(m->params[i].w), sizeof(float));
+        var[i] = (float *)calloc((size_t)eff_tensor_nelements(m->params[i].w), sizeof(float));
+    }
+    memset(&adam, 0, sizeof adam);
+    adam.lr = lr; adam.beta2 = 0.95f; adam.weight_decay = 0.01f;
+    for (step = 1; step <= steps; step++) {
+        for (b = 0; b < B; b++) {
+            int64_t off = (int64_t)(eff_rng_u64(eff_ctx_rng(ctx)) % (uint64_t)(n_ids - T - 1));
+            for (i = 0; i < T; i++) { x[b * T + i] = ids[off + i]; y[b * T + i] = ids[off + i + 1]; }
+        }
+        eff_model_zero_grads(m);
+        if (eff_model_forward(ctx, m, x, y, B, T, &loss) || eff_model_backward(ctx, m)) { loss = -1.0f; break; }
+        adam.step = step;
+        adam.lr = lr * (step < steps / 2 ? 1.0f : 0.3f);   /* a short decay at the end */
+        for (i = 0; i < m->n_params; i++)
+            eff_adamw_step(ctx, &adam, eff_tensor_nelements(m->params[i].w), m->params[i].w->data, EFF_F32, NULL, m->params[i].g->data, EFF_F32,
+                           mom[i], var[i]);
+        if (label && (step % (steps / 4) == 0 || step == 1))
+            printf("  %-7s step %4lld  loss %.4f  (%.0f tokens/s)\n", label, (long long)step, (double)loss, (double)(step * B * T) / (demo_now() - t0));
+    }
+    for (i = 0; i < m->n_params; i++) { free(mom[i]); free(var[i]); }
+    free(mom); free(var); free(x); free(y);
+    return loss;
+}
+
+#endif /* EFF_DEMO_COMMON_H */

@@ -1066,7 +1066,12 @@ EFFDEF void eff_rng_fill_uniform(eff_rng *r, float *x, int64_t n, float lo, floa
 }
 EFFDEF void eff_rng_fill_normal(eff_rng *r, float *x, int64_t n, float mean, float std) {
     int64_t i;
-    for (i = 0; i < n; i++) x[i] = mean + std * eff_rng_normal(r);
+    for (i = 0; i + 1 < n; i += 2) {   /* Box-Muller gives two independent normals per pair of uniforms */
+        double u1 = 1.0 - eff_rng_uniform_f64(r), u2 = eff_rng_uniform_f64(r), rad = sqrt(-2.0 * log(u1)), th = 6.283185307179586 * u2;
+        x[i] = mean + std * (float)(rad * cos(th));
+        x[i + 1] = mean + std * (float)(rad * sin(th));
+    }
+    if (i < n) x[i] = mean + std * eff_rng_normal(r);
 }
 EFFDEF uint64_t eff_hash_u64(uint64_t seed, uint64_t i) {
     uint64_t z = seed ^ (i * 0xD1B54A32D192ED03ull);

@@ -1688,9 +1688,15 @@ static void eff__gemm_pack_a(int transA, const float *A, int64_t lda, int64_t i0
         int64_t mr = mc - ir < EFF__GEMM_MR ? mc - ir : EFF__GEMM_MR;
         float *dst = Ap + ir * kc;
         if (!transA) {
-            for (i = 0; i < mr; i++) {
-                const float *src = A + (i0 + ir + i) * lda + p0;
-                for (k = 0; k < kc; k++) dst[k * EFF__GEMM_MR + i] = src[k];
+            /* k outer: each step writes MR contiguous floats; the MR source rows stay in L1 */
+            const float *src[EFF__GEMM_MR];
+            for (i = 0; i < mr; i++) src[i] = A + (i0 + ir + i) * lda + p0;
+            if (mr == EFF__GEMM_MR) {
+                for (k = 0; k < kc; k++)
+                    for (i = 0; i < EFF__GEMM_MR; i++) dst[k * EFF__GEMM_MR + i] = src[i][k];
+            } else {
+                for (k = 0; k < kc; k++)
+                    for (i = 0; i < mr; i++) dst[k * EFF__GEMM_MR + i] = src[i][k];
             }
         } else {
             for (k = 0; k < kc; k++) {
@@ -1698,8 +1704,9 @@ static void eff__gemm_pack_a(int transA, const float *A, int64_t lda, int64_t i0
                 for (i = 0; i < mr; i++) dst[k * EFF__GEMM_MR + i] = src[i];
             }
         }
-        for (i = mr; i < EFF__GEMM_MR; i++)
-            for (k = 0; k < kc; k++) dst[k * EFF__GEMM_MR + i] = 0.0f;
+        if (mr < EFF__GEMM_MR)
+            for (k = 0; k < kc; k++)
+                for (i = mr; i < EFF__GEMM_MR; i++) dst[k * EFF__GEMM_MR + i] = 0.0f;
     }
 }
 
@@ -1714,12 +1721,18 @@ static void eff__gemm_pack_b_panel(int transB, const float *B, int64_t ldb, int6
             else { for (j = 0; j < nr; j++) d[j] = src[j]; for (; j < EFF__GEMM_NR; j++) d[j] = 0.0f; }
         }
     } else {
-        for (j = 0; j < nr; j++) {
-            const float *src = B + (j0 + j) * ldb + p0;
-            for (k = 0; k < kc; k++) dst[k * EFF__GEMM_NR + j] = src[k];
+        /* k outer: each step writes one contiguous NR-float row of the panel */
+        const float *src[EFF__GEMM_NR];
+        for (j = 0; j < nr; j++) src[j] = B + (j0 + j) * ldb + p0;
+        if (nr == EFF__GEMM_NR) {
+            for (k = 0; k < kc; k++)
+                for (j = 0; j < EFF__GEMM_NR; j++) dst[k * EFF__GEMM_NR + j] = src[j][k];
+        } else {
+            for (k = 0; k < kc; k++) {
+                for (j = 0; j < nr; j++) dst[k * EFF__GEMM_NR + j] = src[j][k];
+                for (; j < EFF__GEMM_NR; j++) dst[k * EFF__GEMM_NR + j] = 0.0f;
+            }
         }
-        for (; j < EFF__GEMM_NR; j++)
-            for (k = 0; k < kc; k++) dst[k * EFF__GEMM_NR + j] = 0.0f;
     }
 }
 

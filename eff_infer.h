@@ -435,7 +435,7 @@ EFFDEF eff_status eff_generate(eff_ctx *ctx, eff_model *m, eff_attn_cache *cache
     eff_sampler smp;
     eff__hist h;
     int64_t limit, room;
-    int32_t tok;
+    int32_t tok = 0;
     eff_status s;
     double t0;
     EFF__CHECK_PTR(ctx, m);
@@ -820,7 +820,7 @@ EFFDEF eff_status eff_batch_add(eff_ctx *ctx, eff_batch *b, const int32_t *promp
     eff_batch_req *r = NULL;
     int64_t i, seq = -1;
     eff_status s;
-    int32_t t;
+    int32_t t = 0;
     EFF__CHECK_PTR(ctx, b);
     EFF__CHECK(ctx, prompt && n > 0, EFF_ERR_INVALID_ARG, "eff_batch_add: the prompt is empty");
     EFF__CHECK(ctx, n < b->model->cfg.max_seq, EFF_ERR_SHAPE, "eff_batch_add: prompt of %lld tokens leaves no room in max_seq %lld",
@@ -863,7 +863,7 @@ EFFDEF eff_status eff_batch_step(eff_ctx *ctx, eff_batch *b, int64_t *n_active) 
     if (B > 0) s = eff_model_step(ctx, b->model, b->cache, seqs, B, toks, 1, NULL);
     for (i = 0; s == EFF_OK && i < B; i++) {
         eff_batch_req *r = &b->req[seqs[i]];
-        int32_t t;
+        int32_t t = 0;
         s = eff_sampler_sample(ctx, &r->sampler, (const float *)b->model->acts.logits.data + i * b->model->cfg.vocab_size, r->hist, r->n_hist, &t);
         if (s == EFF_OK) eff__batch_emit(r, t);
     }

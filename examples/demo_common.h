@@ -33,16 +33,18 @@ static int64_t demo_corpus(char *buf, int64_t cap, uint64_t seed) {
    Returns the last loss (or -1 on error). */
 static float demo_train(eff_ctx *ctx, eff_model *m, const int32_t *ids, int64_t n_ids, int64_t B, int64_t T, int64_t steps, float lr,
                         const char *label) {
-    float **mom = (float **)calloc((size_t)m->n_params, sizeof(float *)), **var = (float **)calloc((size_t)m->n_params, sizeof(float *));
-    int32_t *x = (int32_t *)malloc((size_t)(B * T) * sizeof(int32_t)), *y = (int32_t *)malloc((size_t)(B * T) * sizeof(int32_t));
+    size_t np = m->n_params > 0 ? (size_t)m->n_params : 1, nbt = B * T > 0 ? (size_t)(B * T) : 1;
+    float **mom = (float **)calloc(np, sizeof(float *)), **var = (float **)calloc(np, sizeof(float *));
+    int32_t *x = (int32_t *)malloc(nbt * sizeof(int32_t)), *y = (int32_t *)malloc(nbt * sizeof(int32_t));
     eff_adamw_opts adam;
     float loss = -1.0f;
     int64_t i, b, step;
     double t0 = demo_now();
     if (!m->grads.base && eff_model_alloc_grads(ctx, m) != EFF_OK) return -1.0f;
     for (i = 0; i < m->n_params; i++) {
-        mom[i] = (float *)calloc((size_t)eff_tensor_nelements(m->params[i].w), sizeof(float));
-        var[i] = (float *)calloc((size_t)eff_tensor_nelements(m->params[i].w), sizeof(float));
+        int64_t ne = eff_tensor_nelements(m->params[i].w);
+        mom[i] = (float *)calloc(ne > 0 ? (size_t)ne : 1, sizeof(float));
+        var[i] = (float *)calloc(ne > 0 ? (size_t)ne : 1, sizeof(float));
     }
     memset(&adam, 0, sizeof adam);
     adam.lr = lr; adam.beta2 = 0.95f; adam.weight_decay = 0.01f;

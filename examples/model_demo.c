@@ -9,31 +9,7 @@
 #define EFF_IMPLEMENTATION
 #include "eff_model.h"
 
-#include <stdio.h>
-#include <string.h>
-#include <time.h>
-
-static double now(void) {
-    struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
-}
-
-/* A deterministic corpus of short sentences from a tiny grammar. */
-static int64_t make_corpus(char *buf, int64_t cap, uint64_t seed) {
-    static const char *subj[] = {"the cat", "the dog", "a bird", "my friend", "the old man", "a small child"};
-    static const char *verb[] = {"sees", "likes", "finds", "draws", "wants", "carries"};
-    static const char *obj[] = {"the red ball", "a green apple", "the big box", "a blue hat", "the little boat", "some warm bread"};
-    static const char *tail[] = {"today", "at home", "in the park", "by the river", "every morning", "with joy"};
-    eff_rng r;
-    int64_t n = 0;
-    eff_rng_seed(&r, seed);
-    while (n + 80 < cap) {
-        n += snprintf(buf + n, (size_t)(cap - n), "%s %s %s %s. ", subj[eff_rng_u64(&r) % 6], verb[eff_rng_u64(&r) % 6],
-                      obj[eff_rng_u64(&r) % 6], tail[eff_rng_u64(&r) % 6]);
-    }
-    return n;
-}
+#include "demo_common.h"
 
 #define TRY(expr) do { eff_status s_ = (expr); if (s_) { printf("%s: %s\n", #expr, eff_ctx_last_error(ctx)); return 1; } } while (0)
 
@@ -45,10 +21,8 @@ int main(void) {
     eff_tokenizer tok;
     enum { B = 8, T = 64, STEPS = 300 };
     static char corpus[1 << 16];
-    static int32_t ids[1 << 16], x[B * T], y[B * T];
-    int64_t n_text, n_ids, step, i, b;
-    float **mom, **var;
-    eff_adamw_opts adam;
+    static int32_t ids[1 << 16];
+    int64_t n_text, n_ids, i;
     const char *names[3] = {"gpt2", "gpt2-medium", "gpt2-large"};
 
     memset(&o, 0, sizeof o);
@@ -77,39 +51,17 @@ int main(void) {
     TRY(eff_model_init(ctx, &m, &c));
     TRY(eff_model_alloc_grads(ctx, &m));
     TRY(eff_tokenizer_byte(ctx, &tok));
-    n_text = make_corpus(corpus, sizeof corpus, 7);
+    n_text = demo_corpus(corpus, sizeof corpus, 7);
     TRY(eff_tokenizer_encode(ctx, &tok, corpus, n_text, 0, 0, ids, (int64_t)(sizeof ids / sizeof ids[0]), &n_ids));
     printf("model: Llama-style, dim %lld, %lld layers, %lld heads (%lld kv), %.2fM parameters, byte tokenizer\n", (long long)m.cfg.dim,
            (long long)m.cfg.n_layers, (long long)m.cfg.n_heads, (long long)m.cfg.n_kv_heads, eff_model_config_n_params(&m.cfg) / 1e6);
     printf("corpus: %lld bytes of generated sentences, e.g. \"%.60s...\"\n\n", (long long)n_text, corpus);
-    mom = (float **)calloc((size_t)m.n_params, sizeof(float *));
-    var = (float **)calloc((size_t)m.n_params, sizeof(float *));
-    for (i = 0; i < m.n_params; i++) {
-        mom[i] = (float *)calloc((size_t)eff_tensor_nelements(m.params[i].w), sizeof(float));
-        var[i] = (float *)calloc((size_t)eff_tensor_nelements(m.params[i].w), sizeof(float));
-    }
-    memset(&adam, 0, sizeof adam);
-    adam.lr = 3e-3f; adam.beta2 = 0.95f; adam.weight_decay = 0.01f;
     {
-        double t0 = now();
-        float loss = 0.0f;
-        printf("%5s  %7s  %9s\n", "step", "loss", "tokens/s");
-        for (step = 1; step <= STEPS; step++) {
-            for (b = 0; b < B; b++) {
-                int64_t off = (int64_t)(eff_rng_u64(eff_ctx_rng(ctx)) % (uint64_t)(n_ids - T - 1));
-                for (i = 0; i < T; i++) { x[b * T + i] = ids[off + i]; y[b * T + i] = ids[off + i + 1]; }
-            }
-            eff_model_zero_grads(&m);
-            TRY(eff_model_forward(ctx, &m, x, y, B, T, &loss));
-            TRY(eff_model_backward(ctx, &m));
-            adam.step = step;
-            for (i = 0; i < m.n_params; i++)
-                TRY(eff_adamw_step(ctx, &adam, eff_tensor_nelements(m.params[i].w), m.params[i].w->data, EFF_F32, NULL, m.params[i].g->data,
-                                   EFF_F32, mom[i], var[i]));
-            if (step == 1 || step % 50 == 0)
-                printf("%5lld  %7.4f  %9.0f\n", (long long)step, (double)loss, (double)(step * B * T) / (now() - t0));
-        }
-        printf("(a uniform guess over 256 bytes has loss %.2f)\n\n", log(256.0));
+        double t0 = demo_now();
+        float loss = demo_train(ctx, &m, ids, n_ids, B, T, STEPS, 3e-3f, "train");
+        if (loss < 0) { printf("training failed: %s\n", eff_ctx_last_error(ctx)); return 1; }
+        printf("  %d steps of %d x %d tokens in %.1f s; final loss %.4f (a uniform guess over 256 bytes: %.2f)\n\n", STEPS, B, T,
+               demo_now() - t0, (double)loss, log(256.0));
     }
 
     /* 3. greedy generation through the KV cache */
@@ -122,13 +74,14 @@ int main(void) {
         char text[512];
         size_t tl;
         double t0, t1;
+        (void)i;
         memset(&co, 0, sizeof co);
         co.max_tokens = m.cfg.max_seq;
         TRY(eff_model_cache_create(ctx, &m, &cache, &co));
         TRY(eff_tokenizer_encode(ctx, &tok, prompt, (int64_t)strlen(prompt), 0, 0, pids, 64, &np));
-        t0 = now();
+        t0 = demo_now();
         TRY(eff_model_step(ctx, &m, &cache, &seq, 1, pids, np, NULL));   /* prefill */
-        t1 = now();
+        t1 = demo_now();
         for (i = 0; i < steps; i++) {
             const float *lg = (const float *)m.acts.logits.data + (m.acts.T - 1) * m.cfg.vocab_size;
             int32_t best = 0, v;
@@ -138,11 +91,9 @@ int main(void) {
         }
         eff_tokenizer_decode(ctx, &tok, out, n_out, text, sizeof text, &tl);
         printf("greedy continuation of \"%s\" through the KV cache:\n  %s%s\n", prompt, prompt, text);
-        printf("prefill %lld tokens: %.2f ms; decode: %.0f tokens/s\n", (long long)np, 1e3 * (t1 - t0), (double)steps / (now() - t1));
+        printf("prefill %lld tokens: %.2f ms; decode: %.0f tokens/s\n", (long long)np, 1e3 * (t1 - t0), (double)steps / (demo_now() - t1));
         eff_attn_cache_free(ctx, &cache);
     }
-    for (i = 0; i < m.n_params; i++) { free(mom[i]); free(var[i]); }
-    free(mom); free(var);
     eff_tokenizer_free(ctx, &tok);
     eff_model_free(ctx, &m);
     eff_ctx_destroy(ctx);

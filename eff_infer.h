@@ -215,21 +215,11 @@ EFFDEF eff_status eff_batch_remove(eff_ctx *ctx, eff_batch *b, int64_t id);
 #define EFF_INFER_IMPLEMENTED
 #define EFF__WANT_INTERNALS
 #include "eff_tensor.h"
-#include <time.h>
 
 #ifdef __cplusplus
 extern "C" {
 #endif
 
-static double eff__now(void) {
-#if defined(CLOCK_MONOTONIC) && defined(EFF__POSIX)
-    struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
-#else
-    return (double)clock() / CLOCKS_PER_SEC;
-#endif
-}
 
 /* ---------------------------------------------------------------------------
    Samplers

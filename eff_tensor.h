@@ -636,6 +636,7 @@ EFFDEF eff_status eff_cuda_linear_backward(eff_ctx *ctx, float *dx, float *dW, f
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #ifndef EFF_ASSERT
 #include <assert.h>
@@ -656,6 +657,7 @@ EFFDEF eff_status eff_cuda_linear_backward(eff_ctx *ctx, float *dx, float *dW, f
 #include <fcntl.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
+#include <sys/time.h>
 #include <unistd.h>
 #endif
 
@@ -850,6 +852,21 @@ EFF__INLINE int eff__tid(void) {
     return omp_get_thread_num();
 #else
     return 0;
+#endif
+}
+
+/* Seconds from a monotonic clock (wall clock where none exists): for timeouts and timings. */
+EFF__INLINE double eff__now(void) {
+#if defined(EFF__POSIX) && defined(CLOCK_MONOTONIC)
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
+#elif defined(EFF__POSIX)
+    struct timeval tv;   /* strict -std=c99 hides clock_gettime; gettimeofday stays declared */
+    gettimeofday(&tv, NULL);
+    return (double)tv.tv_sec + 1e-6 * (double)tv.tv_usec;
+#else
+    return (double)time(NULL);
 #endif
 }
 

@@ -89,6 +89,9 @@ typedef struct eff_linear_adapter {
     eff_status (*forward)(eff_ctx *ctx, void *state, eff_tensor *y, const eff_tensor *x);
     /* dx += d delta / dx . dy (dx may be NULL), adapter gradients += */
     eff_status (*backward)(eff_ctx *ctx, void *state, eff_tensor *dx, const eff_tensor *dy, const eff_tensor *x);
+    /* 1: the adapter computes the whole layer: forward writes y (=) and backward writes dx (=)
+       instead of adding; W is not read (QLoRA keeps the base weights in NF4 itself). */
+    int replace;
 } eff_linear_adapter;
 
 typedef struct eff_model_linear {
@@ -119,6 +122,10 @@ typedef struct eff_model_layer {
     eff_model_ffn ffn;                         /* dense FFN (n_experts == 0) */
     eff_model_linear router;                   /* MoE: [n_experts, dim] */
     eff_model_ffn *experts;                    /* MoE: n_experts FFNs */
+    /* Prefix tuning (Li & Liang 2021; eff_train.h fills them): P trainable keys and values
+       [P, n_kv_heads * head_dim] that every query sees before the sequence (no RoPE on them;
+       the sequence keeps positions 0..T-1). data NULL: none. Gradients += like parameters. */
+    eff_tensor prefix_k, prefix_v, d_prefix_k, d_prefix_v;
 } eff_model_layer;
 
 /* One entry of the canonical parameter list (weights in order of the size table). */
@@ -126,6 +133,7 @@ typedef struct eff_model_param {
     char name[48];
     eff_tensor *w;             /* the weight (may be quantized) */
     eff_tensor *g;             /* its f32 gradient (data NULL before eff_model_alloc_grads) */
+    float *master;             /* fp32 master copy when w is bf16/f16 (eff_train.h mixed precision); else NULL */
 } eff_model_param;
 
 /* Activations of one layer, kept for backward (sized once for [B, T]). */
@@ -137,6 +145,7 @@ typedef struct eff_model_layer_acts {
     eff_tensor res2;                       /* after the attention residual */
     eff_tensor ln2, ln2_mean, ln2_rstd;
     eff_tensor h, u, a;                    /* FFN: pre-activation (gate), up (Llama), activation */
+    eff_tensor kp, vp;                     /* prefix tuning: [B, P + T, kvd] prefix + k, v */
     /* MoE: N = B*T tokens, k assignments each; expert inputs/outputs are kept per
        assignment, sorted by expert (rows offs[e] .. offs[e+1]) */
     eff_tensor probs;                      /* [N, E] router softmax */
@@ -158,6 +167,8 @@ typedef struct eff_model_acts {
     /* backward scratch */
     eff_tensor dres, dtmp, dln, datt, dq, dk, dv, dh, du, da, dlogits;
     eff_tensor dys, dxs, dhs, dus, das, dprobs, dgate;   /* MoE */
+    eff_tensor dkp, dvp;                   /* prefix tuning */
+    int64_t n_prefix;                      /* the layout was made for this many prefix tokens */
     int dropless;                          /* MoE: ignore the capacity limit (cached steps) */
     int checkpoint;                        /* the layout was made with m->checkpoint */
     float loss;                            /* cross-entropy + aux_loss_coef * sum of MoE aux losses */
@@ -191,6 +202,19 @@ typedef struct eff_model {
     eff_status (*on_grads)(eff_ctx *ctx, struct eff_model *m, int64_t layer, void *user);
     void *on_grads_user;
     int layerwise_grads;                   /* set by eff_model_alloc_grads_layerwise */
+    /* Hooks for eff_train.h. frozen: the model's own weights get no gradients (adapters,
+       prefixes or prompts train), so backward runs without eff_model_alloc_grads.
+       loss_scale (0 = 1) multiplies the loss gradient (dynamic loss scaling, accumulation).
+       on_dlogits is called in backward with the cross-entropy gradient of the logits
+       [B, T, V] (before loss_scale) so another loss can add its gradient (distillation).
+       prompt (prompt tuning, Lester et al. 2021) [P, C]: when data != NULL the embeddings of
+       the first P positions of every sequence are replaced by these rows (the caller puts
+       placeholder tokens there); d_prompt (if data != NULL) += their gradients. */
+    int frozen;
+    float loss_scale;
+    eff_status (*on_dlogits)(eff_ctx *ctx, struct eff_model *m, eff_tensor *dlogits, void *user);
+    void *on_dlogits_user;
+    eff_tensor prompt, d_prompt;
 } eff_model;
 
 /* Lays out the weights for c and initializes them (normal(0, 0.02); residual output
@@ -392,7 +416,7 @@ static eff_status eff__lay_t(eff_ctx *ctx, eff__lay *L, eff_tensor *t, eff_tenso
     memset(g, 0, sizeof *g);
     if (L->record) {
         eff_model_param *p = &L->m->params[L->n];
-        snprintf(p->name, sizeof p->name, "%s", name);
+        snprintf(p->name, sizeof p->name, "%.47s", name);
         p->w = t; p->g = g;
     }
     L->n++;
@@ -405,7 +429,7 @@ static eff_status eff__lay_lin(eff_ctx *ctx, eff__lay *L, eff_model_linear *l, c
     int frozen = l->frozen;
     memset(l, 0, sizeof *l);
     l->adapter = keep; l->mask = mask; l->frozen = frozen;
-    snprintf(l->name, sizeof l->name, "%s", name);
+    snprintf(l->name, sizeof l->name, "%.47s", name);
     snprintf(nm, sizeof nm, "%s.w", name);
     EFF__TRY(eff__lay_t(ctx, L, &l->W, &l->dW, nm, 2, out, in));
     if (bias) {
@@ -630,7 +654,7 @@ EFFDEF const eff_model_param *eff_model_find_param(const eff_model *m, const cha
    --------------------------------------------------------------------------- */
 EFFDEF eff_status eff_model_linear_forward(eff_ctx *ctx, eff_model_linear *l, eff_tensor *y, const eff_tensor *x) {
     EFF__CHECK_PTR(ctx, l);
-    EFF__TRY(eff_linear_forward(ctx, y, x, &l->W, l->b.data ? &l->b : NULL));
+    if (!(l->adapter.replace && l->adapter.forward)) EFF__TRY(eff_linear_forward(ctx, y, x, &l->W, l->b.data ? &l->b : NULL));
     if (l->adapter.forward) EFF__TRY(l->adapter.forward(ctx, l->adapter.state, y, x));
     return EFF_OK;
 }
@@ -638,6 +662,7 @@ EFFDEF eff_status eff_model_linear_forward(eff_ctx *ctx, eff_model_linear *l, ef
 EFFDEF eff_status eff_model_linear_backward(eff_ctx *ctx, eff_model_linear *l, eff_tensor *dx, const eff_tensor *dy, const eff_tensor *x) {
     int train = !l->frozen;
     EFF__CHECK_PTR(ctx, l);
+    if (l->adapter.replace && l->adapter.backward) return l->adapter.backward(ctx, l->adapter.state, dx, dy, x);
     EFF__TRY(eff_linear_backward(ctx, dx, train && l->dW.data ? &l->dW : NULL, train && l->db.data ? &l->db : NULL, dy, x, &l->W));
     if (l->adapter.backward) EFF__TRY(l->adapter.backward(ctx, l->adapter.state, dx, dy, x));
     return EFF_OK;
@@ -646,12 +671,18 @@ EFFDEF eff_status eff_model_linear_backward(eff_ctx *ctx, eff_model_linear *l, e
 /* ---------------------------------------------------------------------------
    Activations: one arena sized for [B, T] (sizing pass, then placing pass)
    --------------------------------------------------------------------------- */
+/* Prefix-tuning tokens (layer 0's prefix_k; every layer has the same count). */
+static int64_t eff__n_prefix(const eff_model *m) {
+    return m->layers && m->layers[0].prefix_k.data ? m->layers[0].prefix_k.ne[0] : 0;
+}
+
 static eff_status eff__acts_layout(eff_ctx *ctx, eff_model *m, int64_t B, int64_t T) {
     const eff_model_config *c = &m->cfg;
     eff_model_acts *A = &m->acts;
     eff_arena *a = &A->arena;
-    int64_t BT = B * T, qd = c->n_heads * c->head_dim, kvd = c->n_kv_heads * c->head_dim, l;
-    int64_t sBTC[3], sBTQ[3], sBTK[3], sBTF[3], sBHT[3], sBT[1], sBTV[3], sTok[2];
+    int64_t BT = B * T, qd = c->n_heads * c->head_dim, kvd = c->n_kv_heads * c->head_dim, l, P = eff__n_prefix(m);
+    int64_t sBTC[3], sBTQ[3], sBTK[3], sBTF[3], sBHT[3], sBT[1], sBTV[3], sTok[2], sBPK[3];
+    sBPK[0] = B; sBPK[1] = P + T; sBPK[2] = kvd;
     sBTC[0] = B; sBTC[1] = T; sBTC[2] = c->dim;
     sBTQ[0] = B; sBTQ[1] = T; sBTQ[2] = qd;
     sBTK[0] = B; sBTK[1] = T; sBTK[2] = kvd;
@@ -678,6 +709,7 @@ static eff_status eff__acts_layout(eff_ctx *ctx, eff_model *m, int64_t B, int64_
         EFF__TRY(eff_arena_tensor(ctx, a, &L->q, EFF_F32, 3, sBTQ));
         EFF__TRY(eff_arena_tensor(ctx, a, &L->k, EFF_F32, 3, sBTK));
         EFF__TRY(eff_arena_tensor(ctx, a, &L->v, EFF_F32, 3, sBTK));
+        if (P) { EFF__TRY(eff_arena_tensor(ctx, a, &L->kp, EFF_F32, 3, sBPK)); EFF__TRY(eff_arena_tensor(ctx, a, &L->vp, EFF_F32, 3, sBPK)); }
         EFF__TRY(eff_arena_tensor(ctx, a, &L->att, EFF_F32, 3, sBTQ));
         EFF__TRY(eff_arena_tensor(ctx, a, &L->lse, EFF_F32, 3, sBHT));
         EFF__TRY(eff_arena_tensor(ctx, a, &L->res2, EFF_F32, 3, sBTC));
@@ -721,6 +753,7 @@ static eff_status eff__acts_layout(eff_ctx *ctx, eff_model *m, int64_t B, int64_
     if (c->arch == EFF_MODEL_LLAMA) EFF__TRY(eff_arena_tensor(ctx, a, &A->du, EFF_F32, 3, sBTF));
     EFF__TRY(eff_arena_tensor(ctx, a, &A->da, EFF_F32, 3, sBTF));
     EFF__TRY(eff_arena_tensor(ctx, a, &A->dlogits, EFF_F32, 3, sBTV));
+    if (P) { EFF__TRY(eff_arena_tensor(ctx, a, &A->dkp, EFF_F32, 3, sBPK)); EFF__TRY(eff_arena_tensor(ctx, a, &A->dvp, EFF_F32, 3, sBPK)); }
     if (c->n_experts) {
         int64_t sNE[2], sNK[2], sAC[2], sAF[2];
         sNE[0] = BT; sNE[1] = c->n_experts; sNK[0] = BT; sNK[1] = c->top_k;
@@ -738,7 +771,7 @@ static eff_status eff__acts_layout(eff_ctx *ctx, eff_model *m, int64_t B, int64_
 
 static eff_status eff__acts_ensure(eff_ctx *ctx, eff_model *m, int64_t B, int64_t T) {
     eff_status s;
-    if (m->acts.arena.base && m->acts.B == B && m->acts.T == T && m->acts.checkpoint == m->checkpoint) {
+    if (m->acts.arena.base && m->acts.B == B && m->acts.T == T && m->acts.checkpoint == m->checkpoint && m->acts.n_prefix == eff__n_prefix(m)) {
         eff_arena_rewind(&m->acts.arena);
         return eff__acts_layout(ctx, m, B, T);
     }
@@ -750,7 +783,7 @@ static eff_status eff__acts_ensure(eff_ctx *ctx, eff_model *m, int64_t B, int64_
     if (s == EFF_OK) s = eff_arena_commit(ctx, &m->acts.arena);
     if (s == EFF_OK) s = eff__acts_layout(ctx, m, B, T);
     if (s != EFF_OK) { eff__model_free_acts(ctx, m); return s; }
-    m->acts.B = B; m->acts.T = T; m->acts.checkpoint = m->checkpoint;
+    m->acts.B = B; m->acts.T = T; m->acts.checkpoint = m->checkpoint; m->acts.n_prefix = eff__n_prefix(m);
     return EFF_OK;
 }
 
@@ -980,7 +1013,7 @@ static eff_status eff__moe_backward(eff_ctx *ctx, eff_model *m, int64_t l, eff_t
     }
     if (c->router == EFF_ROUTER_TOPK) {
         float *dp = (float *)A->dprobs.data;
-        float coef = c->aux_loss_coef;
+        float coef = c->aux_loss_coef * (m->loss_scale != 0.0f ? m->loss_scale : 1.0f);
         eff_tensor P = eff_tensor_2d((void *)p, EFF_F32, N, E), dP = eff_tensor_2d(dp, EFF_F32, N, E);
         for (n = 0; n < N; n++) {
             const float *pn = p + n * E;
@@ -1034,6 +1067,19 @@ static eff_status eff__layer_forward(eff_ctx *ctx, eff_model *m, int64_t l, eff_
     K = eff__bhtd(&L->k, c->n_kv_heads, c->head_dim);
     V = eff__bhtd(&L->v, c->n_kv_heads, c->head_dim);
     O = eff__bhtd(&L->att, c->n_heads, c->head_dim);
+    if (ly->prefix_k.data) {   /* prefix tuning: keys/values [prefix; sequence]; bottom-right causal keeps the prefix visible */
+        int64_t P = ly->prefix_k.ne[0], T = m->acts.T, kvd = c->n_kv_heads * c->head_dim;
+        size_t rb = (size_t)kvd * sizeof(float);
+        EFF__CHECK(ctx, !cache, EFF_ERR_UNSUPPORTED, "eff_model_step: prefix tuning is implemented for training forward only");
+        for (b = 0; b < B; b++) {
+            memcpy((float *)L->kp.data + b * (P + T) * kvd, ly->prefix_k.data, (size_t)P * rb);
+            memcpy((float *)L->kp.data + (b * (P + T) + P) * kvd, (float *)L->k.data + b * T * kvd, (size_t)T * rb);
+            memcpy((float *)L->vp.data + b * (P + T) * kvd, ly->prefix_v.data, (size_t)P * rb);
+            memcpy((float *)L->vp.data + (b * (P + T) + P) * kvd, (float *)L->v.data + b * T * kvd, (size_t)T * rb);
+        }
+        K = eff__bhtd(&L->kp, c->n_kv_heads, c->head_dim);
+        V = eff__bhtd(&L->vp, c->n_kv_heads, c->head_dim);
+    }
     if (cache) {
         for (b = 0; b < B; b++) {
             eff_tensor Kb, Vb;
@@ -1075,6 +1121,13 @@ static eff_status eff__model_run(eff_ctx *ctx, eff_model *m, const char *fn, con
     A->has_targets = targets != NULL;
     if (targets) memcpy(A->targets.data, targets, (size_t)(B * T) * sizeof(int32_t));
     EFF__TRY(eff_embedding_forward(ctx, &A->layers[0].res, &A->tokens, &m->tok_emb));
+    if (m->prompt.data && !cache) {   /* prompt tuning: the first P embeddings of each sequence are the prompt */
+        int64_t P = m->prompt.ne[0], b;
+        EFF__CHECK(ctx, m->prompt.ndim == 2 && m->prompt.ne[1] == c->dim && P <= T, EFF_ERR_SHAPE,
+                   "%s: prompt must be [P <= T = %lld, %lld]", fn, (long long)T, (long long)c->dim);
+        for (b = 0; b < B; b++)
+            memcpy((float *)A->layers[0].res.data + b * T * c->dim, m->prompt.data, (size_t)(P * c->dim) * sizeof(float));
+    }
     if (c->arch == EFF_MODEL_GPT2) {
         for (i = 0; i < (pos ? B : 1); i++) {
             eff_tensor pe, res = A->layers[0].res;
@@ -1254,8 +1307,24 @@ static eff_status eff__layer_backward(eff_ctx *ctx, eff_model *m, int64_t l) {
     dK = eff__bhtd(&A->dk, c->n_kv_heads, c->head_dim);
     dV = eff__bhtd(&A->dv, c->n_kv_heads, c->head_dim);
     dO = eff__bhtd(&A->datt, c->n_heads, c->head_dim);
+    if (ly->prefix_k.data) {
+        K = eff__bhtd(&L->kp, c->n_kv_heads, c->head_dim); V = eff__bhtd(&L->vp, c->n_kv_heads, c->head_dim);
+        dK = eff__bhtd(&A->dkp, c->n_kv_heads, c->head_dim); dV = eff__bhtd(&A->dvp, c->n_kv_heads, c->head_dim);
+    }
     if (m->attn_impl == EFF_ATTN_IMPL_REF) EFF__TRY(eff_attn_ref_backward(ctx, &dQ, &dK, &dV, &dO, &Q, &K, &V, &ao));
     else EFF__TRY(eff_attn_flash_backward(ctx, &dQ, &dK, &dV, &dO, &Q, &K, &V, &O, &L->lse, &ao));
+    if (ly->prefix_k.data) {   /* split [prefix; sequence] gradients: the prefix sums over the batch */
+        int64_t P = ly->prefix_k.ne[0], T = A->T, kvd = c->n_kv_heads * c->head_dim, b, j;
+        for (b = 0; b < A->B; b++) {
+            const float *gk = (const float *)A->dkp.data + b * (P + T) * kvd, *gv = (const float *)A->dvp.data + b * (P + T) * kvd;
+            memcpy((float *)A->dk.data + b * T * kvd, gk + P * kvd, (size_t)(T * kvd) * sizeof(float));
+            memcpy((float *)A->dv.data + b * T * kvd, gv + P * kvd, (size_t)(T * kvd) * sizeof(float));
+            for (j = 0; j < P * kvd; j++) {
+                if (ly->d_prefix_k.data) ((float *)ly->d_prefix_k.data)[j] += gk[j];
+                if (ly->d_prefix_v.data) ((float *)ly->d_prefix_v.data)[j] += gv[j];
+            }
+        }
+    }
     if (!gpt2) {
         eff_rope_opts ro = eff__rope_opts(m, 0);
         eff_tensor dq4 = eff__heads(&A->dq, c->n_heads, c->head_dim), dk4 = eff__heads(&A->dk, c->n_kv_heads, c->head_dim);
@@ -1277,12 +1346,18 @@ EFFDEF eff_status eff_model_backward(eff_ctx *ctx, eff_model *m) {
     A = &m->acts;
     c = &m->cfg;
     EFF__CHECK(ctx, A->arena.base && A->has_targets, EFF_ERR_INVALID_ARG, "eff_model_backward: run eff_model_forward with targets first");
-    EFF__CHECK(ctx, m->grads.base != NULL, EFF_ERR_INVALID_ARG, "eff_model_backward: call eff_model_alloc_grads first");
+    EFF__CHECK(ctx, m->grads.base != NULL || m->frozen, EFF_ERR_INVALID_ARG, "eff_model_backward: call eff_model_alloc_grads first");
     BT = A->B * A->T;
     {
         eff_tensor lg = eff_tensor_2d(A->logits.data, EFF_F32, BT, c->vocab_size), dlg = eff_tensor_2d(A->dlogits.data, EFF_F32, BT, c->vocab_size);
         eff_tensor tg = eff_tensor_1d(A->targets.data, EFF_I32, BT);
         EFF__TRY(eff_cross_entropy_backward(ctx, &dlg, &lg, &tg, 0.0f, NULL));
+        if (m->on_dlogits) EFF__TRY(m->on_dlogits(ctx, m, &A->dlogits, m->on_dlogits_user));
+        if (m->loss_scale != 0.0f && m->loss_scale != 1.0f) {
+            float *g = (float *)A->dlogits.data;
+            int64_t j, nl = BT * c->vocab_size;
+            for (j = 0; j < nl; j++) g[j] *= m->loss_scale;
+        }
     }
     EFF__TRY(eff_model_linear_backward(ctx, &m->head, &A->dln, &A->dlogits, &A->lnf));
     EFF__TRY(eff__norm_bwd(ctx, m, &A->dres, &m->d_lnf_w, &m->d_lnf_b, &A->dln, &A->res_out, &m->lnf_w, &A->lnf_mean, &A->lnf_rstd));
@@ -1298,7 +1373,6 @@ EFFDEF eff_status eff_model_backward(eff_ctx *ctx, eff_model *m) {
         EFF__TRY(eff__layer_backward(ctx, m, l));
         if (m->on_grads) EFF__TRY(m->on_grads(ctx, m, l, m->on_grads_user));
     }
-    EFF__TRY(eff_embedding_backward(ctx, &m->d_tok_emb, &A->dres, &A->tokens));
     if (c->arch == EFF_MODEL_GPT2 && m->d_pos_emb.data) {
         int64_t b, t, j;
         for (b = 0; b < A->B; b++)
@@ -1308,6 +1382,16 @@ EFFDEF eff_status eff_model_backward(eff_ctx *ctx, eff_model *m) {
                 for (j = 0; j < c->dim; j++) d[j] += g[j];
             }
     }
+    if (m->prompt.data) {   /* prompt rows: their gradient goes to the prompt, not to the placeholder tokens */
+        int64_t P = m->prompt.ne[0], b, j;
+        for (b = 0; b < A->B; b++) {
+            float *g = (float *)A->dres.data + b * A->T * c->dim;
+            if (m->d_prompt.data)
+                for (j = 0; j < P * c->dim; j++) ((float *)m->d_prompt.data)[j] += g[j];
+            memset(g, 0, (size_t)(P * c->dim) * sizeof(float));
+        }
+    }
+    if (m->d_tok_emb.data) EFF__TRY(eff_embedding_backward(ctx, &m->d_tok_emb, &A->dres, &A->tokens));
     if (m->on_grads) EFF__TRY(m->on_grads(ctx, m, -1, m->on_grads_user));
     return EFF_OK;
 }

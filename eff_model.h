@@ -45,6 +45,7 @@
 #define EFF_MODEL_H
 
 #include "eff_attn.h"
+#include "eff_quant.h"
 
 #ifdef __cplusplus
 extern "C" {
@@ -192,7 +193,8 @@ typedef struct eff_model {
     eff_model_acts acts;
     eff_attn_opts attn;                    /* passed to attention (block_mask etc.); causal is forced */
     int attn_impl;                         /* EFF_ATTN_IMPL_FLASH (default) or EFF_ATTN_IMPL_REF */
-    void *linear_store;                    /* quantized weights made by eff_model_quantize */
+    void *linear_store;                    /* 2-D weights kept outside the arena (eff_model_quantize, GGUF) */
+    int external2d;                        /* 2-D weights live in linear_store, not in the f32 arena */
     /* Activation checkpointing (Chen et al. 2016): keep only each block's input; backward
        recomputes the block's forward before its backward. Set before the first forward. */
     int checkpoint;
@@ -270,6 +272,17 @@ EFFDEF eff_status eff_model_save_hf(eff_ctx *ctx, const eff_model *m, const char
    fp32) and v2 ("ak42" int8 groups with fp32 scales, dequantized on import). RoPE pairs
    (2i, 2i+1) as Meta's weights expect. Sizes are checked against the file length. */
 EFFDEF eff_status eff_model_load_llama2c(eff_ctx *ctx, eff_model *m, const char *path);
+/* GGUF (llama.cpp's format), llama architecture: the metadata keys llama.cpp reads
+   (general.architecture, llama.context_length, llama.embedding_length, llama.block_count,
+   llama.feed_forward_length, llama.attention.head_count(_kv), ..._layer_norm_rms_epsilon,
+   llama.rope.freq_base, llama.rope.dimension_count) and ggml tensor names (token_embd,
+   blk.N.attn_q/k/v/output, blk.N.attn_norm/ffn_norm, blk.N.ffn_gate/up/down, output_norm,
+   output). Weights are written in their dtype (f32, f16, bf16 or any ggml block format
+   from eff_model_quantize) and loaded without conversion. llama.cpp rotates interleaved
+   pairs, so a model in NEOX mode (from HF) has its q/k rows permuted on export and loads
+   back in GPT-J mode with the same logits. The tokenizer is not written. */
+EFFDEF eff_status eff_model_save_gguf(eff_ctx *ctx, const eff_model *m, const char *path);
+EFFDEF eff_status eff_model_load_gguf(eff_ctx *ctx, eff_model *m, const char *path);
 /* Parses an HF config.json (GPT-2 or Llama model_type) into c. */
 EFFDEF eff_status eff_model_config_from_hf(eff_ctx *ctx, eff_model_config *c, const char *json, int64_t len);
 /* Writes the HF-layout tensor `hf_name` (weights, or the gradients when grads != 0) into
@@ -407,12 +420,13 @@ EFFDEF eff_status eff_model_config_check(eff_ctx *ctx, eff_model_config *c) {
    Layout: one function builds every weight tensor in a fixed order (the size
    table); it runs once to size the arena and once to place the tensors.
    --------------------------------------------------------------------------- */
-typedef struct { eff_model *m; eff_arena *a; int64_t n; int record; } eff__lay;
+typedef struct { eff_model *m; eff_arena *a; int64_t n; int record; int external2d; } eff__lay;
 
 static eff_status eff__lay_t(eff_ctx *ctx, eff__lay *L, eff_tensor *t, eff_tensor *g, const char *name, int ndim, int64_t n0, int64_t n1) {
     int64_t ne[2];
     ne[0] = n0; ne[1] = n1;
-    EFF__TRY(eff_arena_tensor(ctx, L->a, t, EFF_F32, ndim, ne));
+    if (L->external2d && ndim == 2) EFF__TRY(eff_tensor_init(ctx, t, EFF_F32, ndim, ne, NULL));   /* filled by the loader */
+    else EFF__TRY(eff_arena_tensor(ctx, L->a, t, EFF_F32, ndim, ne));
     memset(g, 0, sizeof *g);
     if (L->record) {
         eff_model_param *p = &L->m->params[L->n];
@@ -455,7 +469,7 @@ static eff_status eff__model_layout(eff_ctx *ctx, eff_model *m, eff_arena *a, in
     int64_t l, e;
     int gpt2 = c->arch == EFF_MODEL_GPT2;
     char nm[64];
-    L.m = m; L.a = a; L.n = 0; L.record = record;
+    L.m = m; L.a = a; L.n = 0; L.record = record; L.external2d = m->external2d;
     EFF__TRY(eff__lay_t(ctx, &L, &m->tok_emb, &m->d_tok_emb, "tok_emb", 2, c->vocab_size, c->dim));
     if (gpt2) EFF__TRY(eff__lay_t(ctx, &L, &m->pos_emb, &m->d_pos_emb, "pos_emb", 2, c->max_seq, c->dim));
     for (l = 0; l < c->n_layers; l++) {
@@ -524,13 +538,14 @@ EFFDEF void eff_model_free(eff_ctx *ctx, eff_model *m) {
 }
 
 /* Allocates the layer array and the weight arena (uninitialized weights). */
-static eff_status eff__model_build(eff_ctx *ctx, eff_model *m, const eff_model_config *cin) {
+static eff_status eff__model_build(eff_ctx *ctx, eff_model *m, const eff_model_config *cin, int external2d) {
     eff_status s;
     int64_t l;
     EFF__CHECK_PTR(ctx, m);
     EFF__CHECK_PTR(ctx, cin);
     memset(m, 0, sizeof *m);
     m->cfg = *cin;
+    m->external2d = external2d;
     EFF__TRY(eff_model_config_check(ctx, &m->cfg));
     m->layers = (eff_model_layer *)eff_ctx_calloc(ctx, (size_t)m->cfg.n_layers * sizeof(eff_model_layer));
     if (!m->layers) return ctx ? EFF_ERR_OOM : EFF_ERR_OOM;
@@ -560,7 +575,7 @@ EFFDEF eff_status eff_model_init(eff_ctx *ctx, eff_model *m, const eff_model_con
     int64_t i;
     eff_rng *rng;
     float resid_std;
-    EFF__TRY(eff__model_build(ctx, m, c));
+    EFF__TRY(eff__model_build(ctx, m, c, 0));
     rng = eff_ctx_rng(ctx);
     resid_std = 0.02f / sqrtf(2.0f * (float)m->cfg.n_layers);
     for (i = 0; i < m->n_params; i++) {
@@ -1645,7 +1660,7 @@ EFFDEF eff_status eff_model_load_hf(eff_ctx *ctx, eff_model *m, const char *dir)
     EFF__TRY(s);
     snprintf(path, sizeof path, "%s/model.safetensors", dir);
     EFF__TRY(eff_safetensors_open(ctx, &st, path));
-    s = eff__model_build(ctx, m, &c);
+    s = eff__model_build(ctx, m, &c, 0);
     for (i = 0; s == EFF_OK && eff__hf_entry(m, i, nm, sizeof nm, &mp); i++) {
         const eff_safetensors_entry *e = eff_safetensors_find(&st, nm);
         int64_t ne[2], n;
@@ -1782,6 +1797,205 @@ EFFDEF eff_status eff_model_save_hf(eff_ctx *ctx, const eff_model *m, const char
 }
 
 /* ---------------------------------------------------------------------------
+   GGUF (llama architecture)
+   --------------------------------------------------------------------------- */
+/* The GGUF tensor for canonical parameter name p (NULL if it has none). */
+static const char *eff__gguf_name(const char *p, char *buf, size_t size) {
+    static const struct { const char *eff, *gguf; } map[] = {
+        {"ln1.w", "attn_norm.weight"}, {"attn.q.w", "attn_q.weight"}, {"attn.k.w", "attn_k.weight"}, {"attn.v.w", "attn_v.weight"},
+        {"attn.o.w", "attn_output.weight"}, {"ln2.w", "ffn_norm.weight"}, {"ffn.gate.w", "ffn_gate.weight"},
+        {"ffn.up.w", "ffn_up.weight"}, {"ffn.down.w", "ffn_down.weight"},
+    };
+    long long l;
+    int n = 0;
+    size_t i;
+    if (strcmp(p, "tok_emb") == 0) { snprintf(buf, size, "token_embd.weight"); return buf; }
+    if (strcmp(p, "lnf.w") == 0) { snprintf(buf, size, "output_norm.weight"); return buf; }
+    if (strcmp(p, "head.w") == 0) { snprintf(buf, size, "output.weight"); return buf; }
+    if (sscanf(p, "layers.%lld.%n", &l, &n) != 1 || n == 0) return NULL;
+    for (i = 0; i < sizeof map / sizeof map[0]; i++)
+        if (strcmp(p + n, map[i].eff) == 0) { snprintf(buf, size, "blk.%lld.%s", l, map[i].gguf); return buf; }
+    return NULL;
+}
+
+/* Row r of the interleaved (Meta / llama.cpp) layout is row eff__neox_row of HF's half-split
+   layout: within each head of hd rows, row 2i + j comes from row j * hd/2 + i. */
+static int64_t eff__neox_row(int64_t r, int64_t hd) {
+    int64_t h = r / hd, k = r % hd;
+    return h * hd + (k % 2) * (hd / 2) + k / 2;
+}
+
+EFFDEF eff_status eff_model_save_gguf(eff_ctx *ctx, const eff_model *m, const char *path) {
+    const eff_model_config *c;
+    eff_quant_gguf_writer w;
+    void **bufs;
+    char (*names)[EFF_GGUF_MAX_NAME];
+    int64_t i, nb = 0;
+    eff_status s = EFF_OK;
+    EFF__CHECK_PTR(ctx, m);
+    EFF__CHECK_PTR(ctx, path);
+    c = &m->cfg;
+    EFF__CHECK(ctx, c->arch == EFF_MODEL_LLAMA && c->n_experts == 0, EFF_ERR_UNSUPPORTED,
+               "eff_model_save_gguf: only dense Llama models are written as GGUF (llama architecture)");
+    bufs = (void **)eff_ctx_calloc(ctx, (size_t)m->n_params * sizeof(void *));
+    names = (char (*)[EFF_GGUF_MAX_NAME])eff_ctx_calloc(ctx, (size_t)m->n_params * EFF_GGUF_MAX_NAME);
+    if (!bufs || !names) { eff_ctx_free(ctx, bufs); eff_ctx_free(ctx, (void *)names); return EFF_ERR_OOM; }
+    eff_quant_gguf_writer_init(&w);
+#define EFF__GW(call) do { if (s == EFF_OK) s = (call); } while (0)
+    EFF__GW(eff_quant_gguf_writer_set_str(ctx, &w, "general.architecture", "llama"));
+    EFF__GW(eff_quant_gguf_writer_set_str(ctx, &w, "general.name", "eff"));
+    EFF__GW(eff_quant_gguf_writer_set_u32(ctx, &w, "llama.context_length", (uint32_t)c->max_seq));
+    EFF__GW(eff_quant_gguf_writer_set_u32(ctx, &w, "llama.embedding_length", (uint32_t)c->dim));
+    EFF__GW(eff_quant_gguf_writer_set_u32(ctx, &w, "llama.block_count", (uint32_t)c->n_layers));
+    EFF__GW(eff_quant_gguf_writer_set_u32(ctx, &w, "llama.feed_forward_length", (uint32_t)c->hidden_dim));
+    EFF__GW(eff_quant_gguf_writer_set_u32(ctx, &w, "llama.attention.head_count", (uint32_t)c->n_heads));
+    EFF__GW(eff_quant_gguf_writer_set_u32(ctx, &w, "llama.attention.head_count_kv", (uint32_t)c->n_kv_heads));
+    EFF__GW(eff_quant_gguf_writer_set_f32(ctx, &w, "llama.attention.layer_norm_rms_epsilon", c->norm_eps));
+    EFF__GW(eff_quant_gguf_writer_set_f32(ctx, &w, "llama.rope.freq_base", c->rope_theta));
+    EFF__GW(eff_quant_gguf_writer_set_u32(ctx, &w, "llama.rope.dimension_count", (uint32_t)c->head_dim));
+    EFF__GW(eff_quant_gguf_writer_set_u32(ctx, &w, "llama.vocab_size", (uint32_t)c->vocab_size));
+    for (i = 0; s == EFF_OK && i < m->n_params; i++) {
+        const eff_tensor *t = m->params[i].w;
+        int64_t ne[2], gt = eff_quant_gguf_type_from_dtype(t->dtype);
+        const void *data = t->data;
+        int permute = c->rope_mode == EFF_ROPE_NEOX && (eff__ends_with(m->params[i].name, "attn.q.w") || eff__ends_with(m->params[i].name, "attn.k.w"));
+        if (!eff__gguf_name(m->params[i].name, names[i], EFF_GGUF_MAX_NAME)) {
+            s = eff_ctx_error(ctx, EFF_ERR_UNSUPPORTED, "eff_model_save_gguf: parameter %s has no llama GGUF name", m->params[i].name);
+            break;
+        }
+        if (gt < 0) { s = eff_ctx_error(ctx, EFF_ERR_DTYPE, "eff_model_save_gguf: %s is %s, which ggml cannot hold", m->params[i].name, eff_dtype_name(t->dtype)); break; }
+        if (permute) {   /* HF's half-split rows -> llama.cpp's interleaved rows */
+            int64_t rb = t->nb[0], r;
+            unsigned char *b = (unsigned char *)eff_ctx_alloc(ctx, (size_t)(rb * t->ne[0]));
+            if (!b) { s = EFF_ERR_OOM; break; }
+            for (r = 0; r < t->ne[0]; r++) memcpy(b + r * rb, (const unsigned char *)t->data + eff__neox_row(r, c->head_dim) * rb, (size_t)rb);
+            bufs[nb++] = b;
+            data = b;
+        }
+        ne[0] = t->ndim == 2 ? t->ne[1] : t->ne[0];   /* ggml order: innermost first */
+        ne[1] = t->ndim == 2 ? t->ne[0] : 1;
+        s = eff_quant_gguf_writer_add_tensor(ctx, &w, names[i], (uint32_t)gt, (uint32_t)t->ndim, ne, data);
+    }
+    EFF__GW(eff_quant_gguf_writer_write(ctx, &w, path));
+#undef EFF__GW
+    eff_quant_gguf_writer_free(ctx, &w);
+    for (i = 0; i < nb; i++) eff_ctx_free(ctx, bufs[i]);
+    eff_ctx_free(ctx, bufs);
+    eff_ctx_free(ctx, (void *)names);
+    return s;
+}
+
+static int eff__gguf_u32(const eff_quant_gguf *g, const char *key, int64_t *out) {
+    const eff_quant_gguf_kv *kv = eff_quant_gguf_find_kv(g, key);
+    if (!kv) return 0;
+    switch (kv->value.type) {
+    case EFF_GGUF_U32: *out = kv->value.v.u32; return 1;
+    case EFF_GGUF_I32: *out = kv->value.v.i32; return 1;
+    case EFF_GGUF_U64: *out = (int64_t)kv->value.v.u64; return 1;
+    case EFF_GGUF_I64: *out = kv->value.v.i64; return 1;
+    default: return -1;
+    }
+}
+static int eff__gguf_f32(const eff_quant_gguf *g, const char *key, float *out) {
+    const eff_quant_gguf_kv *kv = eff_quant_gguf_find_kv(g, key);
+    if (!kv) return 0;
+    if (kv->value.type == EFF_GGUF_F32) { *out = kv->value.v.f32; return 1; }
+    if (kv->value.type == EFF_GGUF_F64) { *out = (float)kv->value.v.f64; return 1; }
+    return -1;
+}
+
+EFFDEF eff_status eff_model_load_gguf(eff_ctx *ctx, eff_model *m, const char *path) {
+    eff_quant_gguf g;
+    eff_model_config c;
+    const eff_quant_gguf_kv *arch;
+    const eff_quant_gguf_tensor *emb;
+    char nm[EFF_GGUF_MAX_NAME];
+    int64_t i, total = 0, used = 0, v;
+    unsigned char *store = NULL;
+    eff_status s = EFF_OK;
+    EFF__CHECK_PTR(ctx, m);
+    memset(m, 0, sizeof *m);
+    EFF__TRY(eff_quant_gguf_open(ctx, &g, path));
+    arch = eff_quant_gguf_find_kv(&g, "general.architecture");
+    if (!arch || arch->value.type != EFF_GGUF_STRING || strcmp(arch->value.str, "llama") != 0) {
+        s = eff_ctx_error(ctx, EFF_ERR_UNSUPPORTED, "%s: general.architecture is %s%s%s (eff reads llama)", path, arch ? "\"" : "missing",
+                          arch && arch->value.type == EFF_GGUF_STRING ? arch->value.str : "", arch ? "\"" : "");
+        eff_quant_gguf_close(ctx, &g);
+        return s;
+    }
+    memset(&c, 0, sizeof c);
+    c.arch = EFF_MODEL_LLAMA; c.rope_mode = EFF_ROPE_GPTJ; c.max_seq = 2048; c.norm_eps = 1e-5f; c.rope_theta = 10000.0f;
+    {
+        static const char *req[4] = {"llama.embedding_length", "llama.block_count", "llama.feed_forward_length", "llama.attention.head_count"};
+        int64_t *dst[4];
+        int k, r;
+        dst[0] = &c.dim; dst[1] = &c.n_layers; dst[2] = &c.hidden_dim; dst[3] = &c.n_heads;
+        for (k = 0; k < 4 && s == EFF_OK; k++)
+            if ((r = eff__gguf_u32(&g, req[k], dst[k])) != 1)
+                s = eff_ctx_error(ctx, EFF_ERR_FORMAT, "%s: %s is %s", path, req[k], r ? "not an integer" : "missing");
+        if (s == EFF_OK && eff__gguf_u32(&g, "llama.attention.head_count_kv", &v) == 1) c.n_kv_heads = v;
+        if (s == EFF_OK && eff__gguf_u32(&g, "llama.context_length", &v) == 1) c.max_seq = v;
+        if (s == EFF_OK && eff__gguf_f32(&g, "llama.attention.layer_norm_rms_epsilon", &c.norm_eps) < 0) s = eff_ctx_error(ctx, EFF_ERR_FORMAT, "%s: bad rms epsilon", path);
+        if (s == EFF_OK && eff__gguf_f32(&g, "llama.rope.freq_base", &c.rope_theta) < 0) s = eff_ctx_error(ctx, EFF_ERR_FORMAT, "%s: bad rope.freq_base", path);
+        if (s == EFF_OK && eff__gguf_u32(&g, "llama.rope.dimension_count", &v) == 1 && c.n_heads > 0 && v != c.dim / c.n_heads)
+            s = eff_ctx_error(ctx, EFF_ERR_UNSUPPORTED, "%s: partial rotary (rope.dimension_count %lld) is not supported", path, (long long)v);
+    }
+    emb = eff_quant_gguf_find_tensor(&g, "token_embd.weight");
+    if (s == EFF_OK && (!emb || emb->n_dims != 2)) s = eff_ctx_error(ctx, EFF_ERR_NOT_FOUND, "%s: no 2-D token_embd.weight", path);
+    if (s == EFF_OK) { c.vocab_size = emb->ne[1]; c.tie_embeddings = eff_quant_gguf_find_tensor(&g, "output.weight") == NULL; }
+    if (s == EFF_OK) s = eff__model_build(ctx, m, &c, 1);
+    if (s == EFF_OK && eff_quant_register(ctx) != EFF_OK) s = ctx ? EFF_ERR_DTYPE : EFF_ERR_DTYPE;
+    for (i = 0; s == EFF_OK && i < m->n_params; i++) {   /* every tensor: present, the right shape, a known type */
+        const eff_tensor *t = m->params[i].w;
+        const eff_quant_gguf_tensor *gt;
+        eff__gguf_name(m->params[i].name, nm, sizeof nm);
+        gt = eff_quant_gguf_find_tensor(&g, nm);
+        if (!gt) { s = eff_ctx_error(ctx, EFF_ERR_NOT_FOUND, "%s: missing tensor %s (block_count says %lld)", path, nm, (long long)c.n_layers); break; }
+        if (gt->dtype < 0) { s = eff_ctx_error(ctx, EFF_ERR_UNSUPPORTED, "%s: %s has ggml type %s, which eff cannot compute with", path, nm,
+                                               eff_quant_gguf_type_name(gt->ggml_type) ? eff_quant_gguf_type_name(gt->ggml_type) : "?"); break; }
+        if ((int64_t)gt->n_dims != t->ndim || gt->ne[0] != t->ne[t->ndim - 1] || (t->ndim == 2 && gt->ne[1] != t->ne[0])) {
+            s = eff_ctx_error(ctx, EFF_ERR_SHAPE, "%s: %s has shape [%lld, %lld] (ggml order) but the metadata implies [%lld, %lld]", path, nm,
+                              (long long)gt->ne[0], (long long)gt->ne[1], (long long)t->ne[t->ndim - 1], (long long)(t->ndim == 2 ? t->ne[0] : 1));
+            break;
+        }
+        if (t->ndim == 2) total += (int64_t)gt->nbytes + 64;
+        else if (gt->dtype != EFF_F32 && gt->dtype != EFF_F16 && gt->dtype != EFF_BF16) {
+            s = eff_ctx_error(ctx, EFF_ERR_UNSUPPORTED, "%s: norm %s must be a float type, not %s", path, nm, eff_dtype_name(gt->dtype));
+            break;
+        }
+    }
+    for (i = 0; s == EFF_OK && i < g.n_tensors; i++) {   /* nothing unexpected */
+        const char *tn = g.tensors[i].name;
+        int64_t k, found = 0;
+        for (k = 0; k < m->n_params && !found; k++) found = eff__gguf_name(m->params[k].name, nm, sizeof nm) && strcmp(nm, tn) == 0;
+        if (!found) s = eff_ctx_error(ctx, EFF_ERR_UNSUPPORTED, "%s: tensor %s is not part of the llama graph eff runs", path, tn);
+    }
+    if (s == EFF_OK) { store = (unsigned char *)eff_ctx_alloc(ctx, (size_t)(total > 0 ? total : 1)); if (!store) s = EFF_ERR_OOM; }
+    for (i = 0; s == EFF_OK && i < m->n_params; i++) {
+        eff_tensor *t = m->params[i].w, view;
+        const eff_quant_gguf_tensor *gt;
+        eff__gguf_name(m->params[i].name, nm, sizeof nm);
+        gt = eff_quant_gguf_find_tensor(&g, nm);
+        s = eff_quant_gguf_tensor_view(ctx, gt, &view);
+        if (s != EFF_OK) break;
+        if (t->ndim == 2) {   /* keep the file's type: quantized weights need no conversion */
+            memcpy(store + used, gt->data, (size_t)gt->nbytes);
+            view.data = store + used;
+            view.name = NULL;
+            *t = view;
+            used = (used + (int64_t)gt->nbytes + 63) & ~(int64_t)63;
+        } else {
+            s = eff_tensor_copy(ctx, t, &view);
+        }
+    }
+    eff_quant_gguf_close(ctx, &g);
+    if (s != EFF_OK) { eff_ctx_free(ctx, store); eff_model_free(ctx, m); return s; }
+    m->linear_store = store;
+    if (c.tie_embeddings) m->head.W = m->tok_emb;
+    return EFF_OK;
+}
+
+/* ---------------------------------------------------------------------------
    llama2.c checkpoints (karpathy/llama2.c export.py: legacy_export, version1/2_export)
    --------------------------------------------------------------------------- */
 typedef struct { const unsigned char *p, *end; int64_t gs; int q8; } eff__l2c;
@@ -1851,7 +2065,7 @@ EFFDEF eff_status eff_model_load_llama2c(eff_ctx *ctx, eff_model *m, const char 
             s = eff_ctx_error(ctx, EFF_ERR_FORMAT, "%s: the header implies %lld bytes but the file has %lld (truncated or another model)", path,
                               (long long)need, (long long)fm.size);
     }
-    if (s == EFF_OK) s = eff__model_build(ctx, m, &c);
+    if (s == EFF_OK) s = eff__model_build(ctx, m, &c, 0);
     if (s != EFF_OK) { eff_file_map_close(ctx, &fm); return s; }
     r.p = fm.data + hdr; r.end = fm.data + fm.size; r.gs = gs; r.q8 = 0;
 #define EFF__RD(t) do { if (!eff__l2c_read(&r, (float *)(t).data, eff_tensor_nelements(&(t)))) s = EFF_ERR_FORMAT; } while (0)

@@ -510,6 +510,87 @@ static void check_checkpoint_and_layerwise(eff_ctx *ctx, const char *name) {
     eff_model_free(ctx, &m);
 }
 
+/* GGUF export -> import: bit-exact weights and logits for a GPT-J-mode model, the same
+   logits for an HF (NEOX) model whose q/k rows are permuted on export, quantized
+   weights kept byte for byte; malformed files rejected. */
+static void logits_of(eff_ctx *ctx, eff_model *m, const int32_t *toks, float *out) {
+    eff_model_forward(ctx, m, toks, NULL, 2, 9, NULL);
+    memcpy(out, m->acts.logits.data, (size_t)(18 * m->cfg.vocab_size) * sizeof(float));
+}
+static void check_gguf(eff_ctx *ctx) {
+    eff_model a, b;
+    int32_t toks[18];
+    float *la, *lb;
+    int64_t i, V;
+    int k, q;
+    const char *path = "build/test_model.gguf";
+    EFF_CHECK_STATUS(ctx, eff_quant_register(ctx), EFF_OK, "eff_quant_register");
+    for (k = 0; k < 4; k++) {   /* 0 llama2.c (GPT-J) f32, 1 HF (NEOX) f32, 2 q8_0, 3 q4_k */
+        const char *what[4] = {"llama2.c f32 (GPT-J RoPE)", "HF Llama f32 (NEOX RoPE, q/k permuted)", "q8_0 model", "q4_k model"};
+        eff_status s = k == 1 ? eff_model_load_hf(ctx, &a, FIXTURES "/llama") : eff_model_load_llama2c(ctx, &a, FIXTURES "/llama2c/model_v0.bin");
+        if (s) { EFF_CHECK(0, "load for GGUF"); continue; }
+        if (k >= 2) {   /* the fixture's rows (72) are not whole blocks: a random model with rows of 256 */
+            eff_model_config c;
+            eff_model_free(ctx, &a);
+            eff_model_config_preset(&c, "tiny-llama");
+            c.dim = 256; c.hidden_dim = 512; c.rope_mode = EFF_ROPE_GPTJ;
+            eff_model_init(ctx, &a, &c);
+            EFF_CHECK_STATUS(ctx, eff_model_quantize(ctx, &a, k == 2 ? EFF_Q8_0 : EFF_Q4_K), EFF_OK, "quantize before export");
+        }
+        V = a.cfg.vocab_size;
+        for (i = 0; i < 18; i++) toks[i] = (int32_t)((i * 13 + 2) % V);
+        la = (float *)malloc((size_t)(18 * V) * sizeof(float)); lb = (float *)malloc((size_t)(18 * V) * sizeof(float));
+        logits_of(ctx, &a, toks, la);
+        EFF_CHECK_STATUS(ctx, eff_model_save_gguf(ctx, &a, path), EFF_OK, "save_gguf");
+        s = eff_model_load_gguf(ctx, &b, path);
+        EFF_CHECK_STATUS(ctx, s, EFF_OK, "load_gguf");
+        if (s) { eff_model_free(ctx, &a); free(la); free(lb); continue; }
+        logits_of(ctx, &b, toks, lb);
+        if (k == 1) {
+            EFF_CHECK(b.cfg.rope_mode == EFF_ROPE_GPTJ && eff_test_nmse_ff(lb, la, 18 * V) < 1e-12, "GGUF round trip, %s: logits nmse %.3g", what[k],
+                      eff_test_nmse_ff(lb, la, 18 * V));
+        } else {
+            int same = 1;
+            for (q = 0; q < (int)a.n_params; q++)
+                same &= a.params[q].w->dtype == b.params[q].w->dtype && eff_tensor_nbytes(a.params[q].w) == eff_tensor_nbytes(b.params[q].w) &&
+                        memcmp(a.params[q].w->data, b.params[q].w->data, (size_t)eff_tensor_nbytes(a.params[q].w)) == 0;
+            EFF_CHECK(same && memcmp(la, lb, (size_t)(18 * V) * sizeof(float)) == 0, "GGUF round trip, %s: identical weights and logits", what[k]);
+        }
+        eff_model_free(ctx, &a);
+        eff_model_free(ctx, &b);
+        free(la); free(lb);
+    }
+    {   /* malformed: another architecture, a missing key, a tensor of the wrong shape */
+        eff_quant_gguf_writer w;
+        float one[32 * 96], norm[32];
+        int64_t ne[2];
+        for (i = 0; i < 32 * 96; i++) one[i] = 0.01f * (float)(i % 7);
+        for (i = 0; i < 32; i++) norm[i] = 1.0f;
+        eff_quant_gguf_writer_init(&w);
+        eff_quant_gguf_writer_set_str(ctx, &w, "general.architecture", "gpt2");
+        eff_quant_gguf_writer_write(ctx, &w, path);
+        EFF_CHECK_STATUS(ctx, eff_model_load_gguf(ctx, &a, path), EFF_ERR_UNSUPPORTED, "GGUF of another architecture");
+        eff_quant_gguf_writer_set_str(ctx, &w, "general.architecture", "llama");
+        eff_quant_gguf_writer_write(ctx, &w, path);
+        EFF_CHECK_STATUS(ctx, eff_model_load_gguf(ctx, &a, path), EFF_ERR_FORMAT, "GGUF without llama.embedding_length");
+        eff_quant_gguf_writer_set_u32(ctx, &w, "llama.embedding_length", 32);
+        eff_quant_gguf_writer_set_u32(ctx, &w, "llama.block_count", 1);
+        eff_quant_gguf_writer_set_u32(ctx, &w, "llama.feed_forward_length", 64);
+        eff_quant_gguf_writer_set_u32(ctx, &w, "llama.attention.head_count", 4);
+        ne[0] = 32; ne[1] = 96;
+        eff_quant_gguf_writer_add_tensor(ctx, &w, "token_embd.weight", 0, 2, ne, one);
+        ne[0] = 32;
+        eff_quant_gguf_writer_add_tensor(ctx, &w, "output_norm.weight", 0, 1, ne, norm);
+        eff_quant_gguf_writer_write(ctx, &w, path);
+        EFF_CHECK_STATUS(ctx, eff_model_load_gguf(ctx, &a, path), EFF_ERR_NOT_FOUND, "GGUF missing block tensors");
+        ne[0] = 16;
+        eff_quant_gguf_writer_add_tensor(ctx, &w, "blk.0.attn_norm.weight", 0, 1, ne, norm);
+        eff_quant_gguf_writer_write(ctx, &w, path);
+        EFF_CHECK_STATUS(ctx, eff_model_load_gguf(ctx, &a, path), EFF_ERR_SHAPE, "GGUF tensor of the wrong shape");
+        eff_quant_gguf_writer_free(ctx, &w);
+    }
+}
+
 static void check_counts(void) {
     eff_model_config c;
     eff_model_counts k;
@@ -541,6 +622,7 @@ int main(void) {
     check_malformed(ctx);
     check_tokenizers(ctx);
     check_llama2c(ctx);
+    check_gguf(ctx);
     check_checkpoint_and_layerwise(ctx, "gpt2");
     check_checkpoint_and_layerwise(ctx, "llama");
     check_checkpoint_and_layerwise(ctx, "moe");

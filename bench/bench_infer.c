@@ -10,18 +10,10 @@
 #include "bench_util.h"
 #include "../examples/demo_common.h"
 
-static eff_model_config cfg(int64_t dim, int64_t layers, int64_t heads, int64_t kv, int64_t hidden) {
-    eff_model_config c;
-    memset(&c, 0, sizeof c);
-    c.arch = EFF_MODEL_LLAMA; c.vocab_size = 256; c.max_seq = 512; c.dim = dim; c.n_layers = layers; c.n_heads = heads; c.n_kv_heads = kv;
-    c.hidden_dim = hidden;
-    return c;
-}
-
 int main(void) {
     eff_ctx *ctx;
     eff_model t, d;
-    eff_model_config ct = cfg(256, 8, 8, 2, 704), cd = cfg(64, 2, 4, 2, 176);
+    eff_model_config ct = demo_llama(256, 8, 8, 2, 704, 512), cd = demo_llama(64, 2, 4, 2, 176, 512);
     eff_tokenizer tok;
     static char corpus[1 << 17];
     static int32_t ids[1 << 17];
@@ -33,7 +25,7 @@ int main(void) {
     if (eff_ctx_create(NULL, &ctx)) return 1;
     bench_print_machine("bench_infer: speculative decoding, prefix caching, batching", eff_ctx_n_threads(ctx));
     eff_tokenizer_byte(ctx, &tok);
-    n_text = demo_corpus(corpus, sizeof corpus, 11);
+    n_text = demo_corpus(corpus, sizeof corpus, 11, 0);
     eff_tokenizer_encode(ctx, &tok, corpus, n_text, 0, 0, ids, (int64_t)(sizeof ids / sizeof ids[0]), &n_ids);
     eff_model_init(ctx, &t, &ct);
     eff_model_init(ctx, &d, &cd);

@@ -8,30 +8,51 @@
 #include <string.h>
 #include <time.h>
 
-static double demo_now(void) {
+#if defined(__GNUC__) || defined(__clang__)
+#define DEMO_FN static __attribute__((unused))
+#else
+#define DEMO_FN static
+#endif
+
+DEMO_FN double demo_now(void) {
     struct timespec t;
     clock_gettime(CLOCK_MONOTONIC, &t);
     return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
 }
 
-/* Sentences "<subject> <verb> <object> <place>." from fixed word lists. */
-static int64_t demo_corpus(char *buf, int64_t cap, uint64_t seed) {
-    static const char *subj[] = {"the cat", "the dog", "a bird", "my friend", "the old man", "a small child"};
-    static const char *verb[] = {"sees", "likes", "finds", "draws", "wants", "carries"};
-    static const char *obj[] = {"the red ball", "a green apple", "the big box", "a blue hat", "the little boat", "some warm bread"};
-    static const char *tail[] = {"today", "at home", "in the park", "by the river", "every morning", "with joy"};
+/* Sentences "<subject> <verb> <object> <place>." from fixed word lists; style 0 and 1
+   are two grammars with disjoint words (train_demo pre-trains on one, fine-tunes on the other). */
+DEMO_FN int64_t demo_corpus(char *buf, int64_t cap, uint64_t seed, int style) {
+    static const char *subj[2][6] = {{"the cat", "the dog", "a bird", "my friend", "the old man", "a small child"},
+                                     {"the robot", "a pilot", "the queen", "our teacher", "a sailor", "the baker"}};
+    static const char *verb[2][6] = {{"sees", "likes", "finds", "draws", "wants", "carries"},
+                                     {"builds", "repairs", "paints", "sells", "opens", "guards"}};
+    static const char *obj[2][6] = {{"the red ball", "a green apple", "the big box", "a blue hat", "the little boat", "some warm bread"},
+                                    {"a silver engine", "the old bridge", "a tall tower", "the night market", "a wooden door", "the city gate"}};
+    static const char *tail[2][6] = {{"today", "at home", "in the park", "by the river", "every morning", "with joy"},
+                                     {"at dawn", "before the storm", "for the king", "in the harbor", "after lunch", "without a word"}};
     eff_rng r;
     int64_t n = 0;
+    style = style ? 1 : 0;
     eff_rng_seed(&r, seed);
-    while (n + 80 < cap)
-        n += snprintf(buf + n, (size_t)(cap - n), "%s %s %s %s. ", subj[eff_rng_u64(&r) % 6], verb[eff_rng_u64(&r) % 6],
-                      obj[eff_rng_u64(&r) % 6], tail[eff_rng_u64(&r) % 6]);
+    while (n + 96 < cap)
+        n += snprintf(buf + n, (size_t)(cap - n), "%s %s %s %s. ", subj[style][eff_rng_u64(&r) % 6], verb[style][eff_rng_u64(&r) % 6],
+                      obj[style][eff_rng_u64(&r) % 6], tail[style][eff_rng_u64(&r) % 6]);
     return n;
+}
+
+/* A small byte-level Llama configuration. */
+DEMO_FN eff_model_config demo_llama(int64_t dim, int64_t layers, int64_t heads, int64_t kv, int64_t hidden, int64_t max_seq) {
+    eff_model_config c;
+    memset(&c, 0, sizeof c);
+    c.arch = EFF_MODEL_LLAMA; c.vocab_size = 256; c.max_seq = max_seq; c.dim = dim; c.n_layers = layers; c.n_heads = heads;
+    c.n_kv_heads = kv; c.hidden_dim = hidden;
+    return c;
 }
 
 /* Trains m for `steps` AdamW steps on random windows of ids; prints the loss now and then.
    Returns the last loss (or -1 on error). */
-static float demo_train(eff_ctx *ctx, eff_model *m, const int32_t *ids, int64_t n_ids, int64_t B, int64_t T, int64_t steps, float lr,
+DEMO_FN float demo_train(eff_ctx *ctx, eff_model *m, const int32_t *ids, int64_t n_ids, int64_t B, int64_t T, int64_t steps, float lr,
                         const char *label) {
     size_t np = m->n_params > 0 ? (size_t)m->n_params : 1, nbt = B * T > 0 ? (size_t)(B * T) : 1;
     float **mom = (float **)calloc(np, sizeof(float *)), **var = (float **)calloc(np, sizeof(float *));

@@ -51,7 +51,7 @@ int main(void) {
     TRY(eff_model_init(ctx, &m, &c));
     TRY(eff_model_alloc_grads(ctx, &m));
     TRY(eff_tokenizer_byte(ctx, &tok));
-    n_text = demo_corpus(corpus, sizeof corpus, 7);
+    n_text = demo_corpus(corpus, sizeof corpus, 7, 0);
     TRY(eff_tokenizer_encode(ctx, &tok, corpus, n_text, 0, 0, ids, (int64_t)(sizeof ids / sizeof ids[0]), &n_ids));
     printf("model: Llama-style, dim %lld, %lld layers, %lld heads (%lld kv), %.2fM parameters, byte tokenizer\n", (long long)m.cfg.dim,
            (long long)m.cfg.n_layers, (long long)m.cfg.n_heads, (long long)m.cfg.n_kv_heads, eff_model_config_n_params(&m.cfg) / 1e6);

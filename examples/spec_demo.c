@@ -12,14 +12,6 @@
 
 #define TRY(expr) do { eff_status s_ = (expr); if (s_) { printf("%s: %s\n", #expr, eff_ctx_last_error(ctx)); return 1; } } while (0)
 
-static eff_model_config small_llama(int64_t dim, int64_t layers, int64_t heads, int64_t kv, int64_t hidden) {
-    eff_model_config c;
-    memset(&c, 0, sizeof c);
-    c.arch = EFF_MODEL_LLAMA; c.vocab_size = 256; c.max_seq = 320; c.dim = dim; c.n_layers = layers; c.n_heads = heads; c.n_kv_heads = kv;
-    c.hidden_dim = hidden;
-    return c;
-}
-
 int main(void) {
     eff_ctx *ctx;
     eff_ctx_opts o;
@@ -38,10 +30,10 @@ int main(void) {
     o.seed = 2024;
     if (eff_ctx_create(&o, &ctx)) return 1;
     TRY(eff_tokenizer_byte(ctx, &tok));
-    n_text = demo_corpus(corpus, sizeof corpus, 11);
+    n_text = demo_corpus(corpus, sizeof corpus, 11, 0);
     TRY(eff_tokenizer_encode(ctx, &tok, corpus, n_text, 0, 0, ids, (int64_t)(sizeof ids / sizeof ids[0]), &n_ids));
-    ct = small_llama(256, 8, 8, 2, 704);
-    cd = small_llama(64, 2, 4, 2, 176);
+    ct = demo_llama(256, 8, 8, 2, 704, 320);
+    cd = demo_llama(64, 2, 4, 2, 176, 320);
     TRY(eff_model_init(ctx, &target, &ct));
     TRY(eff_model_init(ctx, &draft, &cd));
     printf("target: %.2fM parameters (%.1f MB f32)   draft: %.3fM parameters; both trained on the generated corpus\n",

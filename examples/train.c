@@ -11,6 +11,7 @@
    Without --text it trains on a generated corpus of simple sentences. */
 #define EFF_IMPLEMENTATION
 #include "eff_train.h"
+#include "demo_common.h"
 
 #include <signal.h>
 #include <stdio.h>
@@ -20,26 +21,6 @@
 
 static volatile sig_atomic_t g_stop = 0;   /* the example's own flag; the library has no globals */
 static void on_sigint(int sig) { (void)sig; g_stop = 1; }
-
-static double now(void) {
-    struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
-}
-
-static int64_t make_corpus(char *buf, int64_t cap, uint64_t seed) {
-    static const char *subj[] = {"the cat", "the dog", "a bird", "my friend", "the old man", "a small child"};
-    static const char *verb[] = {"sees", "likes", "finds", "draws", "wants", "carries"};
-    static const char *obj[] = {"the red ball", "a green apple", "the big box", "a blue hat", "the little boat", "some warm bread"};
-    static const char *tail[] = {"today", "at home", "in the park", "by the river", "every morning", "with joy"};
-    eff_rng r;
-    int64_t n = 0;
-    eff_rng_seed(&r, seed);
-    while (n + 80 < cap)
-        n += snprintf(buf + n, (size_t)(cap - n), "%s %s %s %s. ", subj[eff_rng_u64(&r) % 6], verb[eff_rng_u64(&r) % 6],
-                      obj[eff_rng_u64(&r) % 6], tail[eff_rng_u64(&r) % 6]);
-    return n;
-}
 
 #define TRY(expr) do { eff_status s_ = (expr); if (s_) { fprintf(stderr, "error: %s: %s\n", #expr, eff_ctx_last_error(ctx)); return 1; } } while (0)
 
@@ -105,7 +86,7 @@ int main(int argc, char **argv) {
     if (text_path) TRY(eff_data_load_file(ctx, &data, &tok, text_path, &dopts));
     else {
         static char corpus[1 << 18];
-        int64_t n = make_corpus(corpus, sizeof corpus, 3);
+        int64_t n = demo_corpus(corpus, sizeof corpus, 3, 0);
         TRY(eff_data_from_text(ctx, &data, &tok, corpus, n, &dopts));
     }
 
@@ -154,7 +135,7 @@ int main(int argc, char **argv) {
     y = (int32_t *)malloc((size_t)(B * T) * sizeof(int32_t));
     for (step = is_lomo ? 0 : opt.step; step < steps && !g_stop; step++) {
         float loss = 0.0f;
-        t0 = now();
+        t0 = demo_now();
         TRY(eff_data_next(ctx, &data, x, y));
         if (is_lomo) TRY(eff_lomo_step(ctx, &lomo, x, y, B, T, &loss));
         else {
@@ -165,7 +146,7 @@ int main(int argc, char **argv) {
             TRY(eff_optim_step(ctx, &opt));
         }
         printf("step %5lld | loss %.4f | lr %.2e | %7.0f tok/s | mem %7.2f MiB (peak %7.2f MiB)\n", (long long)step + 1, (double)loss,
-               is_lomo ? (double)lomo.opts.lr : (double)opt.last_lr, (double)(B * T) / (now() - t0), eff_ctx_bytes_in_use(ctx) / 1048576.0,
+               is_lomo ? (double)lomo.opts.lr : (double)opt.last_lr, (double)(B * T) / (demo_now() - t0), eff_ctx_bytes_in_use(ctx) / 1048576.0,
                eff_ctx_bytes_peak(ctx) / 1048576.0);
         fflush(stdout);
         if (eval_every > 0 && ((step + 1) % eval_every == 0 || step + 1 == steps) && eff_data_n_val_batches(&data) > 0) {

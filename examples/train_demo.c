@@ -8,37 +8,13 @@
    after the budget; the loss curves are written to build/train_demo_loss.svg. */
 #define EFF_IMPLEMENTATION
 #include "eff_train.h"
+#include "demo_common.h"
 
 #include <stdio.h>
 #include <string.h>
 #include <time.h>
 
 enum { B = 8, T = 64, PRE_STEPS = 150, STEPS = 60, N_MODES = 6 };
-
-static double now(void) {
-    struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
-}
-
-/* Sentences from a tiny grammar; `style` picks the vocabulary (0: pre-training, 1: fine-tuning). */
-static int64_t make_corpus(char *buf, int64_t cap, uint64_t seed, int style) {
-    static const char *subj[2][6] = {{"the cat", "the dog", "a bird", "my friend", "the old man", "a small child"},
-                                     {"the robot", "a pilot", "the queen", "our teacher", "a sailor", "the baker"}};
-    static const char *verb[2][6] = {{"sees", "likes", "finds", "draws", "wants", "carries"},
-                                     {"builds", "repairs", "paints", "sells", "opens", "guards"}};
-    static const char *obj[2][6] = {{"the red ball", "a green apple", "the big box", "a blue hat", "the little boat", "some warm bread"},
-                                    {"a silver engine", "the old bridge", "a tall tower", "the night market", "a wooden door", "the city gate"}};
-    static const char *tail[2][6] = {{"today", "at home", "in the park", "by the river", "every morning", "with joy"},
-                                     {"at dawn", "before the storm", "for the king", "in the harbor", "after lunch", "without a word"}};
-    eff_rng r;
-    int64_t n = 0;
-    eff_rng_seed(&r, seed);
-    while (n + 96 < cap)
-        n += snprintf(buf + n, (size_t)(cap - n), "%s %s %s %s. ", subj[style][eff_rng_u64(&r) % 6], verb[style][eff_rng_u64(&r) % 6],
-                      obj[style][eff_rng_u64(&r) % 6], tail[style][eff_rng_u64(&r) % 6]);
-    return n;
-}
 
 #define TRY(expr) do { eff_status s_ = (expr); if (s_) { printf("%s: %s\n", #expr, eff_ctx_last_error(ctx)); return 1; } } while (0)
 
@@ -99,7 +75,7 @@ static int run_mode(int mode, const char *base_dir, const char *text, int64_t n_
         else { TRY(eff_qlora_attach(ctx, &qlora, &m, &lo, NULL)); TRY(eff_lora_add_to_optim(ctx, &qlora.lora, &opt, 0)); }
         r->trainable = eff_optim_n_params(&opt);
     }
-    t0 = now();
+    t0 = demo_now();
     for (step = 0; step < STEPS; step++) {
         TRY(eff_data_next(ctx, &data, x, y));
         if (mode == 2 || mode == 3) TRY(eff_lomo_step(ctx, &lomo, x, y, B, T, &r->loss[step]));
@@ -109,7 +85,7 @@ static int run_mode(int mode, const char *base_dir, const char *text, int64_t n_
             TRY(eff_optim_step(ctx, &opt));
         }
     }
-    r->tok_s = (double)(STEPS * B * T) / (now() - t0);
+    r->tok_s = (double)(STEPS * B * T) / (demo_now() - t0);
     r->peak = eff_ctx_bytes_peak(ctx);
     nb = eff_data_n_val_batches(&data) < 4 ? eff_data_n_val_batches(&data) : 4;
     for (i = 0; i < nb; i++) {
@@ -171,7 +147,7 @@ int main(void) {
     static char pre[1 << 17], fine[1 << 17];
     static int32_t x[B * T], y[B * T];
     static result res[N_MODES];
-    int64_t n_pre = make_corpus(pre, sizeof pre, 1, 0), n_fine = make_corpus(fine, sizeof fine, 2, 1), step;
+    int64_t n_pre = demo_corpus(pre, sizeof pre, 1, 0), n_fine = demo_corpus(fine, sizeof fine, 2, 1), step;
     int i;
     float loss = 0.0f;
 

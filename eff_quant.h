@@ -1480,6 +1480,7 @@ static void eff__dot_q4_0_q8_0_avx512(int64_t n, float *s, const void *vw, const
 }
 #endif /* EFF__Q_VNNI */
 
+
 /* ---------------------------------------------------------------------------
    Format table, public wrappers, registration
    --------------------------------------------------------------------------- */
@@ -1938,27 +1939,49 @@ EFFDEF eff_status eff_quant_4bit_dequantize(eff_ctx *ctx, const eff_quant_4bit *
 /* GEMV kernels over one row: codes of `nblk` blocks of `bs` elements (bs % 32 == 0)
    against xp, the activations with each 32-chunk reordered as [even | odd] elements
    (the high nibbles of 16 bytes are the even elements). Per block:
-   sum_b absmax_b * sum_i code[q_i] x_i. */
-static void eff__4bit_row_ref(const float *code, const uint8_t *c, const float *am, int64_t nblk, int64_t bs,
-                              const float *xp, float *out) {
-    int64_t b, k;
+   sum_b absmax_b * sum_i code[q_i] x_i. With double quantization absmax_b is
+   dequantized inside the loop (scalar work that overlaps the vector work), so the
+   kernels carry EFF__NOCONTRACT like eff__4bit_block_absmax. */
+typedef struct {
+    const float *am;        /* stored absmax of the row's blocks, or NULL for double quant */
+    const uint8_t *qabs;    /* double quant: 8-bit codes of the row's blocks */
+    const float *am2;       /* second-level scales of the whole tensor */
+    int64_t bs2, b0;        /* second-level block size; global index of the row's first block */
+    float offset;
+} eff__4bit_scales;
+#define EFF__4BIT_AM(S, b, b2, rem, out)                                                  \
+    do {                                                                                  \
+        if ((S)->am) (out) = (S)->am[b];                                                  \
+        else {                                                                            \
+            (out) = eff__dyn8_table[(S)->qabs[b]] * (S)->am2[b2] + (S)->offset;           \
+            if (++(rem) == (S)->bs2) { (rem) = 0; (b2)++; }                               \
+        }                                                                                 \
+    } while (0)
+
+static EFF__NOCONTRACT void eff__4bit_row_ref(const float *code, const uint8_t *c, const eff__4bit_scales *S, int64_t nblk,
+                                              int64_t bs, const float *xp, float *out) {
+    EFF__FP_STRICT
+    int64_t b, k, b2 = S->bs2 ? S->b0 / S->bs2 : 0, rem = S->bs2 ? S->b0 % S->bs2 : 0;
     float sum = 0.0f;
     for (b = 0; b < nblk; b++) {
-        float sb = 0.0f;
+        float sb = 0.0f, am;
         for (k = 0; k < bs / 32; k++, c += 16, xp += 32) {
             int j;
             for (j = 0; j < 16; j++) sb += code[c[j] >> 4] * xp[j] + code[c[j] & 15] * xp[16 + j];
         }
-        sum += am[b] * sb;
+        EFF__4BIT_AM(S, b, b2, rem, am);
+        sum += am * sb;
     }
     *out = sum;
 }
 #if defined(EFF__Q_AVX512)
-static void eff__4bit_row_simd(const float *code, const uint8_t *c, const float *am, int64_t nblk, int64_t bs,
-                               const float *xp, float *out) {
+static EFF__NOCONTRACT void eff__4bit_row_simd(const float *code, const uint8_t *c, const eff__4bit_scales *S, int64_t nblk,
+                                               int64_t bs, const float *xp, float *out) {
+    EFF__FP_STRICT
     const __m512 T = _mm512_loadu_ps(code);
     __m512 acc0 = _mm512_setzero_ps(), acc1 = _mm512_setzero_ps();
-    int64_t b, k;
+    int64_t b, k, b2 = S->bs2 ? S->b0 / S->bs2 : 0, rem = S->bs2 ? S->b0 % S->bs2 : 0;
+    float am;
     if (bs == 64) {   /* the common blocksize: one 32-byte load per block */
         for (b = 0; b < nblk; b++, c += 32, xp += 64) {
             __m256i cb = _mm256_loadu_si256((const __m256i *)c);
@@ -1967,8 +1990,9 @@ static void eff__4bit_row_simd(const float *code, const uint8_t *c, const float 
             __m512 s1 = _mm512_mul_ps(_mm512_permutexvar_ps(v0, T), _mm512_loadu_ps(xp + 16));
             s0 = _mm512_fmadd_ps(_mm512_permutexvar_ps(_mm512_srli_epi32(v1, 4), T), _mm512_loadu_ps(xp + 32), s0);
             s1 = _mm512_fmadd_ps(_mm512_permutexvar_ps(v1, T), _mm512_loadu_ps(xp + 48), s1);
-            if (b & 1) acc1 = _mm512_fmadd_ps(_mm512_add_ps(s0, s1), _mm512_set1_ps(am[b]), acc1);
-            else acc0 = _mm512_fmadd_ps(_mm512_add_ps(s0, s1), _mm512_set1_ps(am[b]), acc0);
+            EFF__4BIT_AM(S, b, b2, rem, am);
+            if (b & 1) acc1 = _mm512_fmadd_ps(_mm512_add_ps(s0, s1), _mm512_set1_ps(am), acc1);
+            else acc0 = _mm512_fmadd_ps(_mm512_add_ps(s0, s1), _mm512_set1_ps(am), acc0);
         }
         *out = _mm512_reduce_add_ps(_mm512_add_ps(acc0, acc1));
         return;
@@ -1981,8 +2005,9 @@ static void eff__4bit_row_simd(const float *code, const uint8_t *c, const float 
             s0 = _mm512_fmadd_ps(_mm512_permutexvar_ps(_mm512_srli_epi32(v, 4), T), _mm512_loadu_ps(xp), s0);
             s1 = _mm512_fmadd_ps(_mm512_permutexvar_ps(v, T), _mm512_loadu_ps(xp + 16), s1);
         }
-        if (b & 1) acc1 = _mm512_fmadd_ps(_mm512_add_ps(s0, s1), _mm512_set1_ps(am[b]), acc1);
-        else acc0 = _mm512_fmadd_ps(_mm512_add_ps(s0, s1), _mm512_set1_ps(am[b]), acc0);
+        EFF__4BIT_AM(S, b, b2, rem, am);
+        if (b & 1) acc1 = _mm512_fmadd_ps(_mm512_add_ps(s0, s1), _mm512_set1_ps(am), acc1);
+        else acc0 = _mm512_fmadd_ps(_mm512_add_ps(s0, s1), _mm512_set1_ps(am), acc0);
     }
     *out = _mm512_reduce_add_ps(_mm512_add_ps(acc0, acc1));
 }
@@ -1992,12 +2017,14 @@ EFF__INLINE __m256 eff__lut16_ps(__m256 tlo, __m256 thi, __m256i idx) {
     return _mm256_blendv_ps(_mm256_permutevar8x32_ps(tlo, idx), _mm256_permutevar8x32_ps(thi, idx),
                             _mm256_castsi256_ps(_mm256_slli_epi32(idx, 28)));
 }
-static void eff__4bit_row_simd(const float *code, const uint8_t *c, const float *am, int64_t nblk, int64_t bs,
-                               const float *xp, float *out) {
+static EFF__NOCONTRACT void eff__4bit_row_simd(const float *code, const uint8_t *c, const eff__4bit_scales *S, int64_t nblk,
+                                               int64_t bs, const float *xp, float *out) {
+    EFF__FP_STRICT
     const __m256 tlo = _mm256_loadu_ps(code), thi = _mm256_loadu_ps(code + 8);
     const __m256i m4 = _mm256_set1_epi32(15);
     __m256 acc = _mm256_setzero_ps();
-    int64_t b, k;
+    int64_t b, k, b2 = S->bs2 ? S->b0 / S->bs2 : 0, rem = S->bs2 ? S->b0 % S->bs2 : 0;
+    float am;
     for (b = 0; b < nblk; b++) {
         __m256 s0 = _mm256_setzero_ps(), s1 = _mm256_setzero_ps();
         for (k = 0; k < bs / 32; k++, c += 16, xp += 32) {
@@ -2008,7 +2035,8 @@ static void eff__4bit_row_simd(const float *code, const uint8_t *c, const float 
             s0 = _mm256_fmadd_ps(eff__lut16_ps(tlo, thi, _mm256_and_si256(v0, m4)), _mm256_loadu_ps(xp + 16), s0);
             s1 = _mm256_fmadd_ps(eff__lut16_ps(tlo, thi, _mm256_and_si256(v1, m4)), _mm256_loadu_ps(xp + 24), s1);
         }
-        acc = _mm256_fmadd_ps(_mm256_add_ps(s0, s1), _mm256_set1_ps(am[b]), acc);
+        EFF__4BIT_AM(S, b, b2, rem, am);
+        acc = _mm256_fmadd_ps(_mm256_add_ps(s0, s1), _mm256_set1_ps(am), acc);
     }
     *out = eff__hsum256(acc);
 }
@@ -2028,16 +2056,6 @@ static float eff__4bit_row_generic(const eff_quant_4bit *W, const float *code, i
     return sum;
 }
 
-/* Dequantized absmax of blocks [b0, b0 + nb) (double quantization), without a division per block. */
-static EFF__NOCONTRACT void eff__4bit_absmax_range(const eff_quant_4bit *q, int64_t b0, int64_t nb, float *out) {
-    EFF__FP_STRICT
-    int64_t i, b2 = b0 / q->blocksize2, rem = b0 % q->blocksize2;
-    for (i = 0; i < nb; i++) {
-        out[i] = eff__dyn8_table[q->qabsmax[b0 + i]] * q->absmax2[b2] + q->offset;
-        if (++rem == q->blocksize2) { rem = 0; b2++; }
-    }
-}
-
 EFFDEF eff_status eff_quant_4bit_gemv(eff_ctx *ctx, const eff_quant_4bit *W, const float *x, float *y, int64_t M,
                                       int kernel) {
     const char *fn = "eff_quant_4bit_gemv";
@@ -2045,7 +2063,7 @@ EFFDEF eff_status eff_quant_4bit_gemv(eff_ctx *ctx, const eff_quant_4bit *W, con
     int64_t K, N, r, m;
     int nt, fast;
     float *xp = NULL;
-    void (*row_fn)(const float *, const uint8_t *, const float *, int64_t, int64_t, const float *, float *);
+    void (*row_fn)(const float *, const uint8_t *, const eff__4bit_scales *, int64_t, int64_t, const float *, float *);
     EFF__CHECK_PTR(ctx, ctx);
     EFF__TRY(eff__check_4bit(ctx, fn, W, "W"));
     EFF__CHECK(ctx, M >= 0, EFF_ERR_INVALID_ARG, "%s: 'M' = %lld is negative", fn, (long long)M);
@@ -2075,22 +2093,17 @@ EFFDEF eff_status eff_quant_4bit_gemv(eff_ctx *ctx, const eff_quant_4bit *W, con
         int64_t mm;
         if (!fast) {
             for (mm = 0; mm < M; mm++) y[mm * N + r] = eff__4bit_row_generic(W, code, r, x + mm * K);
-        } else if (!W->double_quant) {
+        } else {
             int64_t bpr = K / W->blocksize;
+            eff__4bit_scales sc;
+            sc.am = W->double_quant ? NULL : W->absmax + r * bpr;
+            sc.qabs = W->double_quant ? W->qabsmax + r * bpr : NULL;
+            sc.am2 = W->absmax2;
+            sc.bs2 = W->double_quant ? W->blocksize2 : 0;
+            sc.b0 = r * bpr;
+            sc.offset = W->offset;
             for (mm = 0; mm < M; mm++)
-                row_fn(code, W->codes + r * (K / 2), W->absmax + r * bpr, bpr, W->blocksize, xp + mm * K, y + mm * N + r);
-        } else {   /* double quant: the row's absmax values dequantized in chunks on the stack */
-            float amb[256], part;
-            int64_t bpr = K / W->blocksize, c0;
-            for (mm = 0; mm < M; mm++) y[mm * N + r] = 0.0f;
-            for (c0 = 0; c0 < bpr; c0 += 256) {
-                int64_t nb = bpr - c0 < 256 ? bpr - c0 : 256, b0 = r * bpr + c0;
-                eff__4bit_absmax_range(W, b0, nb, amb);
-                for (mm = 0; mm < M; mm++) {
-                    row_fn(code, W->codes + b0 * (W->blocksize / 2), amb, nb, W->blocksize, xp + mm * K + c0 * W->blocksize, &part);
-                    y[mm * N + r] += part;
-                }
-            }
+                row_fn(code, W->codes + r * (K / 2), &sc, bpr, W->blocksize, xp + mm * K, y + mm * N + r);
         }
     }
     eff_ctx_free(ctx, xp);

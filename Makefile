@@ -103,6 +103,8 @@ test-contract: $(BUILD)/examples/hello
 	$(CC) -std=c99 $(WARN) -Wno-unused-function -I. $(BUILD)/contract/static.c -o $(BUILD)/contract/static $(LDLIBS)
 	./$(BUILD)/contract/static
 	./$(BUILD)/examples/hello
+	$(CXX) -std=c++11 -O2 $(ARCH) $(OPENMP) $(WARN) -I. -x c++ examples/hello.c -o $(BUILD)/contract/hello_cpp $(LDLIBS)
+	./$(BUILD)/contract/hello_cpp
 	@echo "contract: all headers pass"
 
 test-mpi:

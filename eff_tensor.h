@@ -133,6 +133,7 @@ EFFDEF int        eff_ctx_n_threads(const eff_ctx *ctx);
 EFFDEF void       eff_ctx_set_n_threads(eff_ctx *ctx, int n);
 EFFDEF eff_rng   *eff_ctx_rng(eff_ctx *ctx);
 EFFDEF const char *eff_ctx_last_error(const eff_ctx *ctx);
+EFFDEF eff_status  eff_ctx_last_status(const eff_ctx *ctx);   /* status of the last error (EFF_OK after a clear) */
 EFFDEF void       eff_ctx_clear_error(eff_ctx *ctx);
 /* Records status + message (printf-style) as the last error, logs it, returns status. */
 EFFDEF eff_status eff_ctx_error(eff_ctx *ctx, eff_status s, const char *fmt, ...)
@@ -715,6 +716,16 @@ EFF__INLINE float eff__u2f(uint32_t u) { float f; memcpy(&f, &u, 4); return f; }
    SIMD mapping layer: kernels are written once against eff__vf and these
    operations. Chosen at compile time: AVX-512F, AVX2+FMA, NEON, or scalar.
    --------------------------------------------------------------------------- */
+/* GCC 12 in C++ reports its own AVX-512 intrinsics (built on _mm*_undefined_*()) as
+   uninitialized; the diagnostic state at the intrinsics' lines is what counts, so the
+   header is included with those two warnings off. */
+#if !defined(EFF_NO_SIMD) && (defined(__AVX512F__) || defined(__AVX2__)) && defined(__cplusplus) && defined(__GNUC__) && !defined(__clang__)
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wuninitialized"
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#include <immintrin.h>
+#pragma GCC diagnostic pop
+#endif
 #if !defined(EFF_NO_SIMD) && defined(__AVX512F__)
 #include <immintrin.h>
 #define EFF_SIMD_NAME "avx512"
@@ -730,14 +741,28 @@ typedef __m512 eff__vf;
 #define eff__vfma(a, b, c) _mm512_fmadd_ps(a, b, c)
 #define eff__vmax(a, b) _mm512_max_ps(a, b)
 #define eff__vmin(a, b) _mm512_min_ps(a, b)
-#define eff__vhsum(v) _mm512_reduce_add_ps(v)
-#define eff__vhmax(v) _mm512_reduce_max_ps(v)
+/* Horizontal sum/max through zero-masked extracts: GCC 12's _mm512_reduce_* use
+   _mm256_undefined_*(), which -Wuninitialized flags in C++ builds. */
+EFF__INLINE float eff__vhsum(__m512 v) {
+    __m256 h = _mm256_add_ps(_mm512_castps512_ps256(v), _mm256_castpd_ps(_mm512_maskz_extractf64x4_pd(0xF, _mm512_castps_pd(v), 1)));
+    __m128 s = _mm_add_ps(_mm256_castps256_ps128(h), _mm256_extractf128_ps(h, 1));
+    s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+    s = _mm_add_ss(s, _mm_movehdup_ps(s));
+    return _mm_cvtss_f32(s);
+}
+EFF__INLINE float eff__vhmax(__m512 v) {
+    __m256 h = _mm256_max_ps(_mm512_castps512_ps256(v), _mm256_castpd_ps(_mm512_maskz_extractf64x4_pd(0xF, _mm512_castps_pd(v), 1)));
+    __m128 s = _mm_max_ps(_mm256_castps256_ps128(h), _mm256_extractf128_ps(h, 1));
+    s = _mm_max_ps(s, _mm_movehl_ps(s, s));
+    s = _mm_max_ss(s, _mm_movehdup_ps(s));
+    return _mm_cvtss_f32(s);
+}
 #define eff__vround(v) _mm512_roundscale_ps(v, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC)
 /* 2^n for integral-valued float n in [-126, 127] */
 #define eff__vpow2i(n) _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_add_epi32(_mm512_cvtps_epi32(n), _mm512_set1_epi32(127)), 23))
 #define eff__vselect_lt(x, t, a, b) _mm512_mask_blend_ps(_mm512_cmp_ps_mask(x, t, _CMP_LT_OQ), b, a) /* x<t ? a : b */
 #define eff__vload_f16(p) _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(p)))
-#define eff__vload_bf16(p) _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(_mm256_loadu_si256((const __m256i *)(p))), 16))
+#define eff__vload_bf16(p) _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_maskz_cvtepu16_epi32(0xFFFF, _mm256_loadu_si256((const __m256i *)(p))), 16))
 #elif !defined(EFF_NO_SIMD) && defined(__AVX2__) && defined(__FMA__)
 #include <immintrin.h>
 #define EFF_SIMD_NAME "avx2"
@@ -975,6 +1000,7 @@ EFFDEF void eff_ctx_set_n_threads(eff_ctx *ctx, int n) {
 
 EFFDEF eff_rng *eff_ctx_rng(eff_ctx *ctx) { return ctx ? &ctx->rng : NULL; }
 EFFDEF const char *eff_ctx_last_error(const eff_ctx *ctx) { return ctx ? ctx->last_error : "no context"; }
+EFFDEF eff_status eff_ctx_last_status(const eff_ctx *ctx) { return ctx ? ctx->last_status : EFF_ERR_INVALID_ARG; }
 EFFDEF void eff_ctx_clear_error(eff_ctx *ctx) { if (ctx) { ctx->last_error[0] = 0; ctx->last_status = EFF_OK; } }
 
 static void eff__vlog(eff_ctx *ctx, int level, const char *fmt, va_list ap) {

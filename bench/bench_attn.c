@@ -67,7 +67,7 @@ static void run_torch(int threads, const long *T, const long *BH, int n) {
         snprintf(g_torch_ver, sizeof g_torch_ver, "not available (python3 cannot import torch)");
         return;
     }
-    len = (size_t)snprintf(cmd, sizeof cmd, "python3 tools/bench_torch_sdpa.py --bwd --threads %d --reps 3", threads);
+    len = (size_t)snprintf(cmd, sizeof cmd, "python3 tools/bench_torch_sdpa.py --bwd --threads %d --reps 5", threads);
     for (i = 0; i < n && len < sizeof cmd - 32; i++) len += (size_t)snprintf(cmd + len, sizeof cmd - len, " %ld:%ld", T[i], BH[i]);
     p = popen(cmd, "r");
     if (!p) { snprintf(g_torch_ver, sizeof g_torch_ver, "could not run tools/bench_torch_sdpa.py"); return; }
@@ -148,7 +148,7 @@ int main(void) {
 
     /* 1. flash vs PyTorch */
     for (bwd = 0; bwd < 2; bwd++) {
-        printf("\n%s, d = %lld, f32, best of 3 (GFLOP/s: fwd 4 B H T^2 d, /2 causal%s)\n", bwd ? "flash backward" : "flash forward",
+        printf("\n%s, d = %lld, f32, best of 5 (GFLOP/s: fwd 4 B H T^2 d, /2 causal%s)\n", bwd ? "flash backward" : "flash forward",
                (long long)d, bwd ? "; bwd 2.5 x fwd" : "");
         printf("  %6s %4s %-7s %10s %9s %12s %10s %9s %8s\n", "T", "B*H", "mask", "eff ms", "GFLOP/s", "eff peak", "torch ms", "GFLOP/s",
                "speedup");
@@ -158,7 +158,7 @@ int main(void) {
                 double ts = torch_sec(bwd, causal, Ts[i], BHs[i]);
                 meas m;
                 memset(&op, 0, sizeof op); op.causal = causal;
-                m = time_flash(ctx, bwd, 1, BHs[i], Ts[i], d, &op, 3, 0);
+                m = time_flash(ctx, bwd, 1, BHs[i], Ts[i], d, &op, 5, 0);
                 mb(b1, sizeof b1, m.peak);
                 if (ts > 0)
                     printf("  %6ld %4ld %-7s %10.2f %9.1f %12s %10.2f %9.1f %7.2fx\n", Ts[i], BHs[i], causal ? "causal" : "full",

@@ -470,23 +470,6 @@ EFFDEF eff_status eff_generate(eff_ctx *ctx, eff_model *m, eff_attn_cache *cache
 
 
 /* ---------------------------------------------------------------------------
-   Cache rollback. TODO(eff_attn.h): becomes eff_attn_cache_truncate.
-   --------------------------------------------------------------------------- */
-/* Forgets the tokens of sequence seq from position n on, in every layer. A sliding-window
-   cache that already overwrote slots cannot roll back past them. */
-static eff_status eff__cache_truncate(eff_ctx *ctx, eff_attn_cache *c, int64_t seq, int64_t n) {
-    int64_t l;
-    for (l = 0; l < c->opts.n_layers; l++) {
-        int64_t *len = &c->len[seq * c->opts.n_layers + l];
-        if (*len <= n) continue;
-        EFF__CHECK(ctx, c->opts.window <= 0 || *len <= c->slots, EFF_ERR_UNSUPPORTED,
-                   "cache rollback: sequence %lld's sliding window already overwrote the positions to restore", (long long)seq);
-        *len = n;
-    }
-    return EFF_OK;
-}
-
-/* ---------------------------------------------------------------------------
    Speculative decoding
    --------------------------------------------------------------------------- */
 EFFDEF double eff_spec_expected_tokens(double alpha, int64_t gamma) {
@@ -673,8 +656,8 @@ EFFDEF eff_status eff_generate_spec(eff_ctx *ctx, eff_model *tm, eff_attn_cache 
            the context (a stop token may end the round early) */
         if (a > h.n - 1 - n) a = h.n - 1 - n;
         t_len = n + a;
-        if (fed > t_len) s = eff__cache_truncate(ctx, cache, seq, t_len);
-        if (s == EFF_OK && use_model && d_len > n + a) { d_len = n + a; s = eff__cache_truncate(ctx, sp.draft_cache, sp.draft_seq, d_len); }
+        if (fed > t_len) s = eff_attn_cache_truncate(ctx, cache, seq, t_len);
+        if (s == EFF_OK && use_model && d_len > n + a) { d_len = n + a; s = eff_attn_cache_truncate(ctx, sp.draft_cache, sp.draft_seq, d_len); }
         if (sp.adaptive && nd > 0) {
             if (a == nd && gamma < sp.gamma_max) gamma++;
             else if (a < nd / 2 && gamma > 1) gamma--;
@@ -730,7 +713,7 @@ EFFDEF eff_status eff_prefix_cache_prefill(eff_ctx *ctx, eff_prefix_cache *pc, i
     keep = best_len < n ? best_len : n - 1;   /* the last prompt token is always computed: its logits are needed */
     if (keep > 0) {
         EFF__TRY(eff_attn_cache_fork(ctx, pc->cache, pc->first_slot + best, seq));
-        EFF__TRY(eff__cache_truncate(ctx, pc->cache, seq, keep));
+        EFF__TRY(eff_attn_cache_truncate(ctx, pc->cache, seq, keep));
         pc->hits++;
         pc->last_use[best] = ++pc->clock;
     } else {

@@ -75,6 +75,14 @@ extern "C" {
      Q8_K (292 B) f32 d; i8 qs[256]; i16 bsums[16]   (activation format)
    In the 32-element formats byte j holds element j (low nibble) and j+16 (high).
    Block data must be 2-byte aligned (4-byte for Q8_K).
+   The bitsandbytes 4-bit codes (section "4-bit NF4 / FP4" below) also come as
+   self-contained block dtypes, so a model can be quantized to them and run by
+   eff_linear_forward like any ggml format:
+     NF4, FP4 (36 B)  f32 absmax; u8 codes[32]  64 elements; byte j holds element
+                      2j (high nibble) and 2j+1 (low), bitsandbytes' order
+   Their codes and absmax are exactly those of eff_quant_4bit_quantize with
+   blocksize 64 and no double quantization on a tensor whose rows are whole blocks;
+   the dot runs against f32 activations (4.5 bits per weight).
    --------------------------------------------------------------------------- */
 EFFDEF eff_status eff_quant_q8_0_quantize(eff_ctx *ctx, const float *x, void *q, int64_t n);
 EFFDEF eff_status eff_quant_q8_0_dequantize(eff_ctx *ctx, const void *q, float *x, int64_t n);
@@ -94,13 +102,17 @@ EFFDEF eff_status eff_quant_q6_k_quantize(eff_ctx *ctx, const float *x, void *q,
 EFFDEF eff_status eff_quant_q6_k_dequantize(eff_ctx *ctx, const void *q, float *x, int64_t n);
 EFFDEF eff_status eff_quant_q8_k_quantize(eff_ctx *ctx, const float *x, void *q, int64_t n);
 EFFDEF eff_status eff_quant_q8_k_dequantize(eff_ctx *ctx, const void *q, float *x, int64_t n);
+EFFDEF eff_status eff_quant_nf4_quantize(eff_ctx *ctx, const float *x, void *q, int64_t n);
+EFFDEF eff_status eff_quant_nf4_dequantize(eff_ctx *ctx, const void *q, float *x, int64_t n);
+EFFDEF eff_status eff_quant_fp4_quantize(eff_ctx *ctx, const float *x, void *q, int64_t n);
+EFFDEF eff_status eff_quant_fp4_dequantize(eff_ctx *ctx, const void *q, float *x, int64_t n);
 /* The same for any of the block dtypes above, chosen by id. */
 EFFDEF eff_status eff_quant_row_quantize(eff_ctx *ctx, int dtype, const float *x, void *q, int64_t n);
 EFFDEF eff_status eff_quant_row_dequantize(eff_ctx *ctx, int dtype, const void *q, float *x, int64_t n);
 
 /* Registers to_float, from_float, vec_dot and vec_dot_type of every block format
    into ctx's dtype table (ggml's pairing: Q8_0/Q4_0/Q5_0 with Q8_0 activations,
-   Q4_1/Q5_1 with Q8_1, Q4_K/Q6_K with Q8_K). */
+   Q4_1/Q5_1 with Q8_1, Q4_K/Q6_K with Q8_K; NF4/FP4 with f32). */
 EFFDEF eff_status eff_quant_register(eff_ctx *ctx);
 
 /* Allocates out (contiguous, same shape, dtype) and quantizes the f32 tensor in row
@@ -1502,6 +1514,16 @@ typedef struct {
 #else
 #define EFF__QBEST(name) EFF__QSIMD(name)
 #endif
+/* The bitsandbytes 4-bit block dtypes (defined with the NF4 / FP4 section). */
+static void eff__quantize_nf4(const float *x, void *vq, int64_t n);
+static void eff__quantize_fp4(const float *x, void *vq, int64_t n);
+static void eff__dequantize_nf4(const void *vq, float *y, int64_t n);
+static void eff__dequantize_fp4(const void *vq, float *y, int64_t n);
+static void eff__dot_nf4_f32_ref(int64_t n, float *s, const void *vw, const void *va);
+static void eff__dot_fp4_f32_ref(int64_t n, float *s, const void *vw, const void *va);
+static void eff__dot_nf4_f32_simd(int64_t n, float *s, const void *vw, const void *va);
+static void eff__dot_fp4_f32_simd(int64_t n, float *s, const void *vw, const void *va);
+
 static const eff__qformat eff__qformats[] = {
     {EFF_Q8_0, eff__quantize_q8_0, eff__dequantize_q8_0, eff__dot_q8_0_q8_0_ref, EFF__QBEST(eff__dot_q8_0_q8_0), EFF_Q8_0},
     {EFF_Q4_0, eff__quantize_q4_0, eff__dequantize_q4_0, eff__dot_q4_0_q8_0_ref, EFF__QBEST(eff__dot_q4_0_q8_0), EFF_Q8_0},
@@ -1512,6 +1534,8 @@ static const eff__qformat eff__qformats[] = {
     {EFF_Q4_K, eff__quantize_q4_k, eff__dequantize_q4_k, eff__dot_q4_k_q8_k_ref, EFF__QSIMD(eff__dot_q4_k_q8_k), EFF_Q8_K},
     {EFF_Q6_K, eff__quantize_q6_k, eff__dequantize_q6_k, eff__dot_q6_k_q8_k_ref, EFF__QSIMD(eff__dot_q6_k_q8_k), EFF_Q8_K},
     {EFF_Q8_K, eff__quantize_q8_k, eff__dequantize_q8_k, NULL, NULL, -1},
+    {EFF_NF4, eff__quantize_nf4, eff__dequantize_nf4, eff__dot_nf4_f32_ref, eff__dot_nf4_f32_simd, EFF_F32},
+    {EFF_FP4, eff__quantize_fp4, eff__dequantize_fp4, eff__dot_fp4_f32_ref, eff__dot_fp4_f32_simd, EFF_F32},
 };
 #define EFF__NQFORMATS ((int)(sizeof eff__qformats / sizeof eff__qformats[0]))
 
@@ -1524,7 +1548,7 @@ static const eff__qformat *eff__qformat_of(int dtype) {
 
 static eff_status eff__check_row(eff_ctx *ctx, const char *fn, int dtype, const void *src, const void *dst, int64_t n) {
     const char *name = eff_dtype_name(dtype);
-    EFF__CHECK(ctx, eff__qformat_of(dtype) != NULL, EFF_ERR_DTYPE, "%s: 'dtype' %d (%s) is not a ggml block format", fn,
+    EFF__CHECK(ctx, eff__qformat_of(dtype) != NULL, EFF_ERR_DTYPE, "%s: 'dtype' %d (%s) is not a block format", fn,
                dtype, name ? name : "unknown");
     EFF__CHECK(ctx, n >= 0, EFF_ERR_INVALID_ARG, "%s: 'n' = %lld is negative", fn, (long long)n);
     EFF__CHECK(ctx, n % eff_dtype_blck_size(dtype) == 0, EFF_ERR_SHAPE,
@@ -1569,6 +1593,8 @@ EFF__QWRAP(q5_0, EFF_Q5_0)
 EFF__QWRAP(q5_1, EFF_Q5_1)
 EFF__QWRAP(q4_k, EFF_Q4_K)
 EFF__QWRAP(q6_k, EFF_Q6_K)
+EFF__QWRAP(nf4, EFF_NF4)
+EFF__QWRAP(fp4, EFF_FP4)
 EFF__QWRAP(q8_k, EFF_Q8_K)
 #undef EFF__QWRAP
 
@@ -1637,7 +1663,7 @@ EFFDEF eff_status eff_quant_tensor_quantize(eff_ctx *ctx, eff_tensor *out, const
     EFF__CHECK(ctx, in->dtype == EFF_F32 && in->device == EFF_DEVICE_CPU, EFF_ERR_DTYPE, "%s: 'in' must be a CPU f32 tensor", fn);
     EFF__CHECK(ctx, in->ndim >= 1, EFF_ERR_SHAPE, "%s: 'in' must have at least one dim", fn);
     f = eff__qformat_of(dtype);
-    EFF__CHECK(ctx, f != NULL, EFF_ERR_DTYPE, "%s: 'dtype' %d is not a ggml block format", fn, dtype);
+    EFF__CHECK(ctx, f != NULL, EFF_ERR_DTYPE, "%s: 'dtype' %d is not a block format", fn, dtype);
     ncols = eff_tensor_ncols(in);
     nrows = eff_tensor_nrows(in);
     EFF__CHECK(ctx, ncols % eff_dtype_blck_size(dtype) == 0, EFF_ERR_SHAPE,
@@ -2108,6 +2134,121 @@ EFFDEF eff_status eff_quant_4bit_gemv(eff_ctx *ctx, const eff_quant_4bit *W, con
     }
     eff_ctx_free(ctx, xp);
     return EFF_OK;
+}
+
+/* The NF4 / FP4 block dtypes (36 B: f32 absmax; u8 codes[32]; 64 elements, element
+   2j in the high nibble of byte j). Quantization is eff__block_scale's full-block
+   arithmetic followed by eff__4bit_index, so the codes equal eff_quant_4bit_quantize's. */
+#define EFF__B4_QK 64
+static EFF__NOCONTRACT void eff__quantize_b4(int quant_type, const float *x, void *vq, int64_t n) {
+    EFF__FP_STRICT
+    unsigned char *q = (unsigned char *)vq;
+    float v[EFF__B4_QK];
+    int64_t b;
+    int j;
+    for (b = 0; b < n / EFF__B4_QK; b++, x += EFF__B4_QK, q += 36) {
+        float amax = eff__block_scale(x, 0, EFF__B4_QK, 1, v);
+        memcpy(q, &amax, 4);
+        for (j = 0; j < EFF__B4_QK / 2; j++)
+            q[4 + j] = (unsigned char)(eff__4bit_index(quant_type, v[2 * j]) << 4 | eff__4bit_index(quant_type, v[2 * j + 1]));
+    }
+}
+static void eff__dequantize_b4(const float *code, const void *vq, float *y, int64_t n) {
+    const unsigned char *q = (const unsigned char *)vq;
+    int64_t b;
+    int j;
+    for (b = 0; b < n / EFF__B4_QK; b++, q += 36, y += EFF__B4_QK) {
+        float amax;
+        memcpy(&amax, q, 4);
+        for (j = 0; j < EFF__B4_QK / 2; j++) {
+            y[2 * j] = code[q[4 + j] >> 4] * amax;
+            y[2 * j + 1] = code[q[4 + j] & 15] * amax;
+        }
+    }
+}
+/* sum over blocks of absmax * sum_i code[q_i] x_i, elements in order. */
+static EFF__NOCONTRACT void eff__dot_b4_ref(const float *code, int64_t n, float *s, const void *vw, const float *x) {
+    EFF__FP_STRICT
+    const unsigned char *q = (const unsigned char *)vw;
+    float sum = 0.0f;
+    int64_t b;
+    int j;
+    for (b = 0; b < n / EFF__B4_QK; b++, q += 36, x += EFF__B4_QK) {
+        float amax, sb = 0.0f;
+        memcpy(&amax, q, 4);
+        for (j = 0; j < EFF__B4_QK / 2; j++) sb += code[q[4 + j] >> 4] * x[2 * j] + code[q[4 + j] & 15] * x[2 * j + 1];
+        sum += amax * sb;
+    }
+    *s = sum;
+}
+#if defined(EFF__Q_AVX512)
+/* 32 code bytes -> four vectors of 16 code indices in element order: unpacking the
+   shifted bytes with the bytes interleaves high and low nibbles per 128-bit lane
+   (vpermps reads only the low 4 bits of an index, so no masking is needed). */
+static void eff__dot_b4_simd(const float *code, int64_t n, float *s, const void *vw, const float *x) {
+    const unsigned char *q = (const unsigned char *)vw;
+    const __m512 T = _mm512_loadu_ps(code);
+    __m512 acc0 = _mm512_setzero_ps(), acc1 = _mm512_setzero_ps();
+    int64_t b;
+    for (b = 0; b < n / EFF__B4_QK; b++, q += 36, x += EFF__B4_QK) {
+        float amax;
+        __m256i cb = _mm256_loadu_si256((const __m256i *)(q + 4)), hi = _mm256_srli_epi16(cb, 4);
+        __m256i a = _mm256_unpacklo_epi8(hi, cb), c = _mm256_unpackhi_epi8(hi, cb);
+        __m512 s0 = _mm512_mul_ps(_mm512_permutexvar_ps(_mm512_cvtepu8_epi32(_mm256_castsi256_si128(a)), T), _mm512_loadu_ps(x));
+        __m512 s1 = _mm512_mul_ps(_mm512_permutexvar_ps(_mm512_cvtepu8_epi32(_mm256_castsi256_si128(c)), T), _mm512_loadu_ps(x + 16));
+        s0 = _mm512_fmadd_ps(_mm512_permutexvar_ps(_mm512_cvtepu8_epi32(_mm256_extracti128_si256(a, 1)), T), _mm512_loadu_ps(x + 32), s0);
+        s1 = _mm512_fmadd_ps(_mm512_permutexvar_ps(_mm512_cvtepu8_epi32(_mm256_extracti128_si256(c, 1)), T), _mm512_loadu_ps(x + 48), s1);
+        memcpy(&amax, q, 4);
+        if (b & 1) acc1 = _mm512_fmadd_ps(_mm512_add_ps(s0, s1), _mm512_set1_ps(amax), acc1);
+        else acc0 = _mm512_fmadd_ps(_mm512_add_ps(s0, s1), _mm512_set1_ps(amax), acc0);
+    }
+    *s = _mm512_reduce_add_ps(_mm512_add_ps(acc0, acc1));
+}
+#elif defined(EFF__Q_AVX2)
+static void eff__dot_b4_simd(const float *code, int64_t n, float *s, const void *vw, const float *x) {
+    const unsigned char *q = (const unsigned char *)vw;
+    const __m256 tlo = _mm256_loadu_ps(code), thi = _mm256_loadu_ps(code + 8);
+    const __m256i m4 = _mm256_set1_epi8(15);
+    __m256 acc = _mm256_setzero_ps();
+    int64_t b;
+    for (b = 0; b < n / EFF__B4_QK; b++, q += 36, x += EFF__B4_QK) {
+        float amax;
+        __m256i cb = _mm256_loadu_si256((const __m256i *)(q + 4));
+        __m256i hi = _mm256_and_si256(_mm256_srli_epi16(cb, 4), m4), lo = _mm256_and_si256(cb, m4);
+        /* per 128-bit lane, in element order: a = elements 0-15 | 32-47, c = 16-31 | 48-63 */
+        __m256i a = _mm256_unpacklo_epi8(hi, lo), c = _mm256_unpackhi_epi8(hi, lo);
+        __m128i e[4];
+        __m256 sb = _mm256_setzero_ps();
+        int k;
+        e[0] = _mm256_castsi256_si128(a); e[1] = _mm256_castsi256_si128(c);
+        e[2] = _mm256_extracti128_si256(a, 1); e[3] = _mm256_extracti128_si256(c, 1);
+        for (k = 0; k < 4; k++) {
+            sb = _mm256_fmadd_ps(eff__lut16_ps(tlo, thi, _mm256_cvtepu8_epi32(e[k])), _mm256_loadu_ps(x + 16 * k), sb);
+            sb = _mm256_fmadd_ps(eff__lut16_ps(tlo, thi, _mm256_cvtepu8_epi32(_mm_srli_si128(e[k], 8))), _mm256_loadu_ps(x + 16 * k + 8), sb);
+        }
+        memcpy(&amax, q, 4);
+        acc = _mm256_fmadd_ps(sb, _mm256_set1_ps(amax), acc);
+    }
+    *s = eff__hsum256(acc);
+}
+#else
+#define eff__dot_b4_simd eff__dot_b4_ref
+#endif
+static void eff__quantize_nf4(const float *x, void *vq, int64_t n) { eff__quantize_b4(EFF_NF4, x, vq, n); }
+static void eff__quantize_fp4(const float *x, void *vq, int64_t n) { eff__quantize_b4(EFF_FP4, x, vq, n); }
+static void eff__dequantize_nf4(const void *vq, float *y, int64_t n) { eff__dequantize_b4(eff__nf4_table, vq, y, n); }
+static void eff__dequantize_fp4(const void *vq, float *y, int64_t n) { eff__dequantize_b4(eff__fp4_table, vq, y, n); }
+static void eff__dot_nf4_f32_ref(int64_t n, float *s, const void *vw, const void *va) {
+    eff__dot_b4_ref(eff__nf4_table, n, s, vw, (const float *)va);
+}
+static void eff__dot_fp4_f32_ref(int64_t n, float *s, const void *vw, const void *va) {
+    eff__dot_b4_ref(eff__fp4_table, n, s, vw, (const float *)va);
+}
+static void eff__dot_nf4_f32_simd(int64_t n, float *s, const void *vw, const void *va) {
+    eff__dot_b4_simd(eff__nf4_table, n, s, vw, (const float *)va);
+}
+static void eff__dot_fp4_f32_simd(int64_t n, float *s, const void *vw, const void *va) {
+    eff__dot_b4_simd(eff__fp4_table, n, s, vw, (const float *)va);
 }
 
 /* ---------------------------------------------------------------------------

@@ -178,7 +178,7 @@ typedef enum eff_dtype {
     /* block formats (eff_quant.h): ggml layouts, bit-exact */
     EFF_Q8_0 = 16, EFF_Q4_0 = 17, EFF_Q4_1 = 18, EFF_Q5_0 = 19, EFF_Q5_1 = 20,
     EFF_Q8_1 = 21, EFF_Q4_K = 22, EFF_Q6_K = 23, EFF_Q8_K = 24,
-    /* bitsandbytes-style 4-bit: packed codes only; absmax lives beside the tensor */
+    /* bitsandbytes 4-bit in self-contained blocks of 64: f32 absmax; u8 codes[32] */
     EFF_NF4 = 32, EFF_FP4 = 33,
     EFF_DTYPE_COUNT = 48
 } eff_dtype;
@@ -1271,7 +1271,7 @@ static const eff__dtype_info eff__dtype_infos[EFF_DTYPE_COUNT] = {
     /* 20 */ {"q5_1", 32, 24, 0, 1}, {"q8_1", 32, 36, 0, 1}, {"q4_k", 256, 144, 0, 1}, {"q6_k", 256, 210, 0, 1},
     /* 24 */ {"q8_k", 256, 292, 0, 1}, {0, 0, 0, 0, 0}, {0, 0, 0, 0, 0}, {0, 0, 0, 0, 0},
     /* 28 */ {0, 0, 0, 0, 0}, {0, 0, 0, 0, 0}, {0, 0, 0, 0, 0}, {0, 0, 0, 0, 0},
-    /* 32 */ {"nf4", 2, 1, 0, 1}, {"fp4", 2, 1, 0, 1}, {0, 0, 0, 0, 0}, {0, 0, 0, 0, 0},
+    /* 32 */ {"nf4", 64, 36, 0, 1}, {"fp4", 64, 36, 0, 1}, {0, 0, 0, 0, 0}, {0, 0, 0, 0, 0},
 };
 
 EFF__INLINE int eff__dtype_known(int dt) { return dt >= 0 && dt < EFF_DTYPE_COUNT && eff__dtype_infos[dt].name; }

@@ -40,7 +40,7 @@ int main(void) {
     int nt, i, d;
     double rbw;
     const char *shapes[2] = {"stories15M", "stories110M"};
-    const int dtypes[3] = {EFF_F32, EFF_Q8_0, EFF_Q4_0};
+    const int dtypes[4] = {EFF_F32, EFF_Q8_0, EFF_Q4_0, EFF_NF4};
     if (eff_ctx_create(NULL, &ctx)) return 1;
     if (eff_quant_register(ctx)) { printf("eff_quant_register: %s\n", eff_ctx_last_error(ctx)); return 1; }
     nt = eff_ctx_n_threads(ctx);
@@ -77,7 +77,7 @@ int main(void) {
     printf("|--------------------|-------|-----------------|----------|----------------|------------|--------|\n");
     for (i = 0; i < 2; i++) {
         double f32_tps = 0.0;
-        for (d = 0; d < 3; d++) {
+        for (d = 0; d < 4; d++) {
             double tps, mb, bound;
             eff_model_config_preset(&c, shapes[i]);
             if (eff_model_init(ctx, &m, &c)) return 1;

@@ -1,12 +1,14 @@
 /* generate.c - text generation from the command line.
 
-     generate --hf DIR | --llama2c FILE  [--tokenizer tokenizer.bin | --vocab vocab.json --merges merges.txt]
+     generate --hf DIR | --llama2c FILE | --gguf FILE  [--quant DTYPE]
+              [--tokenizer tokenizer.bin | --vocab vocab.json --merges merges.txt]
               [--prompt TEXT] [-n N] [--temp T] [--top-k K] [--top-p P] [--min-p P]
-              [--rep-pen R] [--seed S] [--draft-hf DIR | --draft-llama2c FILE | --early-exit L | --lookup]
-              [--gamma G] [--adaptive] [--paged]
+              [--rep-pen R] [--seed S] [--draft-hf DIR | --draft-llama2c FILE | --draft-gguf FILE |
+              --early-exit L | --lookup] [--gamma G] [--adaptive] [--paged]
 
-   Loads a checkpoint (HF GPT-2 / Llama / Mixtral safetensors with config.json, or a
-   llama2.c .bin), tokenizes the prompt (byte-level unless a tokenizer is given),
+   Loads a checkpoint (HF GPT-2 / Llama / Mixtral safetensors with config.json, a
+   llama2.c .bin, or a llama GGUF, f32 or quantized), optionally converts its weights
+   (--quant bf16 | q8_0 | q4_0 | q4_k | nf4 ..., the draft's too), tokenizes the prompt (byte-level unless a tokenizer is given),
    streams the generated text, then prints tokens/s and, with a draft, the acceptance
    rate and tokens per target call next to (1 - a^(g+1)) / (1 - a).
 
@@ -33,21 +35,26 @@ static int on_token(int32_t t, void *user) {
 }
 
 static void usage(void) {
-    fprintf(stderr, "usage: generate --hf DIR | --llama2c FILE [--tokenizer FILE | --vocab FILE --merges FILE] [--prompt TEXT] [-n N]\n"
-                    "                [--temp T] [--top-k K] [--top-p P] [--min-p P] [--rep-pen R] [--seed S]\n"
-                    "                [--draft-hf DIR | --draft-llama2c FILE | --early-exit L | --lookup] [--gamma G] [--adaptive] [--paged]\n");
+    fprintf(stderr, "usage: generate --hf DIR | --llama2c FILE | --gguf FILE [--quant DTYPE] [--tokenizer FILE | --vocab FILE --merges FILE]\n"
+                    "                [--prompt TEXT] [-n N] [--temp T] [--top-k K] [--top-p P] [--min-p P] [--rep-pen R] [--seed S]\n"
+                    "                [--draft-hf DIR | --draft-llama2c FILE | --draft-gguf FILE | --early-exit L | --lookup]\n"
+                    "                [--gamma G] [--adaptive] [--paged]\n");
 }
 
-static eff_status load_model(eff_ctx *ctx, eff_model *m, const char *hf, const char *l2c) {
-    if (hf) return eff_model_load_hf(ctx, m, hf);
-    return eff_model_load_llama2c(ctx, m, l2c);
+static eff_status load_model(eff_ctx *ctx, eff_model *m, const char *hf, const char *l2c, const char *gguf, int quant) {
+    eff_status s = hf ? eff_model_load_hf(ctx, m, hf) : l2c ? eff_model_load_llama2c(ctx, m, l2c) : eff_model_load_gguf(ctx, m, gguf);
+    if (s == EFF_OK && quant >= 0 && quant != EFF_F32) {
+        s = eff_model_quantize(ctx, m, quant);
+        if (s) eff_model_free(ctx, m);
+    }
+    return s;
 }
 
 int main(int argc, char **argv) {
     const char *hf = NULL, *l2c = NULL, *tokfile = NULL, *vocab = NULL, *merges = NULL, *prompt = "Once upon a time";
-    const char *dhf = NULL, *dl2c = NULL;
+    const char *gguf = NULL, *dhf = NULL, *dl2c = NULL, *dgguf = NULL;
     int64_t n = 128, early = 0, gamma = 4;
-    int lookup = 0, adaptive = 0, paged = 0, i;
+    int lookup = 0, adaptive = 0, paged = 0, quant = -1, i;
     eff_sampler_opts so;
     eff_ctx *ctx;
     eff_model m, draft;
@@ -68,6 +75,11 @@ int main(int argc, char **argv) {
 #define ARG(name) (strcmp(a, name) == 0 && v && (++i, 1))
         if (ARG("--hf")) hf = v;
         else if (ARG("--llama2c")) l2c = v;
+        else if (ARG("--gguf")) gguf = v;
+        else if (ARG("--quant")) {
+            quant = eff_dtype_from_name(v);
+            if (quant < 0) { fprintf(stderr, "error: unknown dtype '%s' (f32, bf16, f16, q8_0, q4_0, q4_k, q6_k, nf4, ...)\n", v); return 2; }
+        }
         else if (ARG("--tokenizer")) tokfile = v;
         else if (ARG("--vocab")) vocab = v;
         else if (ARG("--merges")) merges = v;
@@ -81,6 +93,7 @@ int main(int argc, char **argv) {
         else if (ARG("--seed")) so.seed = (uint64_t)atoll(v);
         else if (ARG("--draft-hf")) dhf = v;
         else if (ARG("--draft-llama2c")) dl2c = v;
+        else if (ARG("--draft-gguf")) dgguf = v;
         else if (ARG("--early-exit")) early = atoll(v);
         else if (ARG("--gamma")) gamma = atoll(v);
         else if (strcmp(a, "--lookup") == 0) lookup = 1;
@@ -89,10 +102,11 @@ int main(int argc, char **argv) {
         else { usage(); return 2; }
 #undef ARG
     }
-    if (!hf == !l2c) { usage(); return 2; }
+    if ((hf != NULL) + (l2c != NULL) + (gguf != NULL) != 1 || (dhf != NULL) + (dl2c != NULL) + (dgguf != NULL) > 1) { usage(); return 2; }
     if (eff_ctx_create(NULL, &ctx)) return 1;
+    eff_quant_register(ctx);   /* kernels of the block formats (GGUF weights, --quant) */
 #define TRY(expr) do { s = (expr); if (s) { fprintf(stderr, "error: %s: %s\n", eff_status_str(s), eff_ctx_last_error(ctx)); return 1; } } while (0)
-    TRY(load_model(ctx, &m, hf, l2c));
+    TRY(load_model(ctx, &m, hf, l2c, gguf, quant));
     if (tokfile) TRY(eff_tokenizer_load_llama2c(ctx, &tok, tokfile, m.cfg.vocab_size));
     else if (vocab && merges) TRY(eff_tokenizer_load_gpt2(ctx, &tok, vocab, merges));
     else TRY(eff_tokenizer_byte(ctx, &tok));
@@ -104,12 +118,14 @@ int main(int argc, char **argv) {
     memset(&co, 0, sizeof co);
     co.paged = paged;
     TRY(eff_model_cache_create(ctx, &m, &cache, &co));
-    use_draft = dhf || dl2c || early > 0;
-    if (dhf || dl2c) TRY(load_model(ctx, &draft, dhf, dl2c));
+    use_draft = dhf || dl2c || dgguf || early > 0;
+    if (dhf || dl2c || dgguf) TRY(load_model(ctx, &draft, dhf, dl2c, dgguf, quant));
     else if (early > 0) TRY(eff_model_early_exit_view(ctx, &draft, &m, early));
     if (use_draft) TRY(eff_model_cache_create(ctx, &draft, &dcache, &co));
-    fprintf(stderr, "model: %s, %lld layers, dim %lld, %.1fM parameters; prompt %lld tokens\n", m.cfg.arch == EFF_MODEL_GPT2 ? "GPT-2" : "Llama",
-            (long long)m.cfg.n_layers, (long long)m.cfg.dim, eff_model_config_n_params(&m.cfg) / 1e6, (long long)n_ids);
+    fprintf(stderr, "model: %s, %lld layers, dim %lld, %.1fM parameters, %.1f MB of weights per token (%s); prompt %lld tokens\n",
+            m.cfg.arch == EFF_MODEL_GPT2 ? "GPT-2" : "Llama", (long long)m.cfg.n_layers, (long long)m.cfg.dim,
+            eff_model_config_n_params(&m.cfg) / 1e6, eff_model_weight_bytes(&m) / 1e6, quant >= 0 ? eff_dtype_name(quant) : "as loaded",
+            (long long)n_ids);
     memset(&g, 0, sizeof g);
     g.max_tokens = n; g.sampler = so; g.on_token = on_token; g.user = &ss;
     ss.tok = &tok; ss.prev = n_ids ? ids[n_ids - 1] : -1;
@@ -132,7 +148,7 @@ int main(int argc, char **argv) {
         fprintf(stderr, "speculative: %lld rounds, acceptance %.2f, %.2f tokens per target call (formula at gamma %lld: %.2f)\n",
                 (long long)st.rounds, a, (double)n_out / (st.target_calls ? st.target_calls : 1), (long long)gamma, eff_spec_expected_tokens(a, gamma));
     }
-    if (use_draft) { eff_attn_cache_free(ctx, &dcache); if (early > 0) eff_model_view_free(ctx, &draft); else eff_model_free(ctx, &draft); }
+    if (use_draft) { eff_attn_cache_free(ctx, &dcache); if (dhf || dl2c || dgguf) eff_model_free(ctx, &draft); else eff_model_view_free(ctx, &draft); }
     eff_attn_cache_free(ctx, &cache);
     eff_tokenizer_free(ctx, &tok);
     eff_model_free(ctx, &m);

@@ -202,6 +202,81 @@ static void check_spec_greedy(eff_ctx *ctx) {
     eff_model_free(ctx, &d);
 }
 
+/* Generation runs on every weight dtype: greedy decode over the cache picks, at each
+   step, a token whose logit in an uncached full forward of the same (quantized) model
+   is the maximum up to the decode path's rounding; greedy speculative decoding with an
+   early-exit draft of the quantized model reproduces it token for token. */
+static void check_weight_dtypes(eff_ctx *ctx) {
+    const int dts[6] = {EFF_F32, EFF_BF16, EFF_Q8_0, EFF_Q4_0, EFF_Q4_K, EFF_NF4};
+    const char *names[6] = {"f32", "bf16", "q8_0", "q4_0", "q4_k", "nf4"};
+    int32_t seq[40] = {3, 17, 8, 3, 17, 40};
+    int64_t d, i, V = 64, np = 6, ngen = 16;
+    eff_quant_register(ctx);
+    for (d = 0; d < 6; d++) {
+        eff_model_config c;
+        eff_model m, view;
+        eff_attn_cache cache, cv;
+        eff_gen_opts g;
+        eff_spec_opts sp;
+        int32_t out[40], out2[40];
+        int64_t nout = 0, nout2 = 0;
+        double worst = 0.0;
+        eff_status s;
+        /* activations are rounded to 8 bits in the Q8_0 / Q4_0 / Q4_K decode dot */
+        double tol = dts[d] == EFF_F32 || dts[d] == EFF_BF16 || dts[d] == EFF_NF4 ? 1e-4 : 0.05;
+        memset(&c, 0, sizeof c);
+        c.arch = EFF_MODEL_LLAMA; c.vocab_size = V; c.max_seq = 64; c.dim = 256; c.n_layers = 2; c.n_heads = 4; c.n_kv_heads = 2;
+        c.hidden_dim = 256;
+        eff_rng_seed(eff_ctx_rng(ctx), 11);
+        if (eff_model_init(ctx, &m, &c)) { EFF_CHECK(0, "init"); return; }
+        for (i = 0; i < m.n_params; i++) {   /* peaked, input-dependent distributions */
+            float *w = (float *)m.params[i].w->data;
+            int64_t j;
+            if (strstr(m.params[i].name, "ln")) continue;
+            for (j = 0; j < eff_tensor_nelements(m.params[i].w); j++) w[j] *= 10.0f;
+        }
+        if (dts[d] != EFF_F32) {
+            s = eff_model_quantize(ctx, &m, dts[d]);
+            EFF_CHECK_STATUS(ctx, s, EFF_OK, "eff_model_quantize");
+            if (s) { eff_model_free(ctx, &m); continue; }
+        }
+        memset(&g, 0, sizeof g);
+        g.max_tokens = ngen;
+        cache_for(ctx, &m, &cache, 1, 0);
+        s = eff_generate(ctx, &m, &cache, 0, seq, np, &g, out, 40, &nout, NULL);
+        eff_attn_cache_free(ctx, &cache);
+        memcpy(seq + np, out, (size_t)nout * sizeof(int32_t));
+        for (i = 0; s == EFF_OK && i < nout; i++) {
+            const float *l;
+            float mx = -1e30f, mn = 1e30f;
+            int64_t v;
+            if (eff_model_forward(ctx, &m, seq, NULL, 1, np + i, NULL)) { s = EFF_ERR_INVALID_ARG; break; }
+            l = (const float *)m.acts.logits.data + (np + i - 1) * V;
+            for (v = 0; v < V; v++) { mx = l[v] > mx ? l[v] : mx; mn = l[v] < mn ? l[v] : mn; }
+            if ((mx - l[out[i]]) / (mx - mn) > worst) worst = (mx - l[out[i]]) / (mx - mn);
+        }
+        EFF_CHECK(s == EFF_OK && nout == ngen && worst <= tol,
+                  "%s weights: greedy generation picks the full forward's argmax at each of %lld steps (worst gap %.2g of the logit range <= %.0g)",
+                  names[d], (long long)nout, worst, tol);
+        memset(&sp, 0, sizeof sp);
+        sp.gamma = 3;
+        eff_model_early_exit_view(ctx, &view, &m, 1);
+        sp.draft = &view;
+        cache_for(ctx, &m, &cache, 1, 1);
+        cache_for(ctx, &view, &cv, 1, 1);
+        sp.draft_cache = &cv;
+        s = eff_generate_spec(ctx, &m, &cache, 0, seq, np, &g, &sp, out2, 40, &nout2, NULL);
+        /* the verification step scores gamma + 1 positions at once (M > 1): the same rounding bounds apply */
+        EFF_CHECK(s == EFF_OK && nout2 == nout && (tol > 1e-3 || memcmp(out, out2, (size_t)nout * sizeof(int32_t)) == 0),
+                  "%s weights: greedy speculative decoding (early-exit draft) runs%s", names[d],
+                  tol > 1e-3 ? "" : " and equals plain greedy");
+        eff_attn_cache_free(ctx, &cache);
+        eff_attn_cache_free(ctx, &cv);
+        eff_model_view_free(ctx, &view);
+        eff_model_free(ctx, &m);
+    }
+}
+
 /* The joint distribution of the first two generated tokens under speculative sampling
    equals the target's (exact probabilities from the target), by chi-square. */
 static double chi2_joint(eff_ctx *ctx, eff_model *t, eff_model *d, int kind, int64_t gamma, const eff_sampler_opts *so, int trials) {
@@ -407,6 +482,7 @@ int main(void) {
     if (eff_ctx_create(NULL, &ctx)) return 1;
     check_samplers(ctx);
     check_spec_greedy(ctx);
+    check_weight_dtypes(ctx);
     check_spec_distribution(ctx);
     check_prefix_cache(ctx);
     check_batching(ctx);

@@ -591,6 +591,66 @@ static void check_gguf(eff_ctx *ctx) {
     }
 }
 
+/* eff_model_quantize to a ggml format and to NF4: the logits stay close to the f32
+   model's, the weights shrink to the format's bits per weight, and the KV-cached decode
+   (one dot per output) agrees with the full forward (dequantize + sgemm). */
+static void check_quantized(eff_ctx *ctx) {
+    const int dts[3] = {EFF_Q8_0, EFF_Q4_K, EFF_NF4};
+    const double tol[3] = {1e-3, 0.1, 0.1}, bits[3] = {8.5, 4.5, 4.5};   /* random Gaussian weights: 4-bit nmse ~0.03 */
+    eff_model_config c;
+    eff_model m;
+    int32_t toks[12];
+    int64_t V, i, d;
+    float *ref, *lq, *step;
+    eff_model_config_preset(&c, "tiny-llama");
+    c.dim = 256; c.hidden_dim = 512;
+    eff_rng_seed(eff_ctx_rng(ctx), 77);   /* the same weights for every init below */
+    EFF_CHECK_STATUS(ctx, eff_model_init(ctx, &m, &c), EFF_OK, "init for quantization");
+    V = m.cfg.vocab_size;
+    for (i = 0; i < 12; i++) toks[i] = (int32_t)((i * 7 + 1) % V);
+    ref = (float *)malloc((size_t)(12 * V) * sizeof(float));
+    lq = (float *)malloc((size_t)(12 * V) * sizeof(float));
+    step = (float *)malloc((size_t)(12 * V) * sizeof(float));
+    eff_model_forward(ctx, &m, toks, NULL, 1, 12, NULL);
+    memcpy(ref, m.acts.logits.data, (size_t)(12 * V) * sizeof(float));
+    {
+        int64_t wf = eff_model_weight_bytes(&m);
+        eff_model_free(ctx, &m);
+        for (d = 0; d < 3; d++) {
+            eff_attn_cache cache;
+            eff_attn_cache_opts co;
+            int64_t seq = 0, wq;
+            double worst = 0.0, e;
+            eff_rng_seed(eff_ctx_rng(ctx), 77);
+            eff_model_init(ctx, &m, &c);
+            EFF_CHECK_STATUS(ctx, eff_model_quantize(ctx, &m, dts[d]), EFF_OK, eff_dtype_name(dts[d]));
+            wq = eff_model_weight_bytes(&m);
+            /* the norms stay f32 and a decode step reads one embedding row, so slightly above bits/32 */
+            EFF_CHECK(wq < wf * (bits[d] / 32.0) * 1.05, "%s: weight bytes per decode step %lld <= %.3g x f32 (%lld)", eff_dtype_name(dts[d]),
+                      (long long)wq, bits[d] / 32.0 * 1.05, (long long)wf);
+            EFF_CHECK_STATUS(ctx, eff_model_forward(ctx, &m, toks, NULL, 1, 12, NULL), EFF_OK, "quantized forward");
+            memcpy(lq, m.acts.logits.data, (size_t)(12 * V) * sizeof(float));
+            e = eff_test_nmse_ff(lq, ref, 12 * V);
+            EFF_CHECK(e < tol[d], "%s model: logits nmse vs f32 model %.3g < %.0g", eff_dtype_name(dts[d]), e, tol[d]);
+            memset(&co, 0, sizeof co);
+            co.max_seqs = 1; co.max_tokens = 16;
+            eff_model_cache_create(ctx, &m, &cache, &co);
+            for (i = 0; i < 12; i++) {
+                eff_status s = eff_model_step(ctx, &m, &cache, &seq, 1, toks + i, 1, step + i * V);
+                if (s) { EFF_CHECK_STATUS(ctx, s, EFF_OK, "quantized decode step"); break; }
+                e = eff_test_nmse_ff(step + i * V, lq + i * V, V);
+                if (e > worst) worst = e;
+            }
+            /* Q8_0 / Q4_K decode rounds activations to 8 bits; NF4 dots f32 activations */
+            EFF_CHECK(worst < (dts[d] == EFF_NF4 ? 1e-9 : 1e-3), "%s: decode steps == full forward of the quantized model (worst nmse %.3g)",
+                      eff_dtype_name(dts[d]), worst);
+            eff_attn_cache_free(ctx, &cache);
+            eff_model_free(ctx, &m);
+        }
+    }
+    free(ref); free(lq); free(step);
+}
+
 static void check_counts(void) {
     eff_model_config c;
     eff_model_counts k;
@@ -623,6 +683,7 @@ int main(void) {
     check_tokenizers(ctx);
     check_llama2c(ctx);
     check_gguf(ctx);
+    check_quantized(ctx);
     check_checkpoint_and_layerwise(ctx, "gpt2");
     check_checkpoint_and_layerwise(ctx, "llama");
     check_checkpoint_and_layerwise(ctx, "moe");

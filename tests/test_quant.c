@@ -205,13 +205,13 @@ static void test_ggml_roundtrip(eff_ctx *ctx) {
    2. Dot kernels: SIMD vs scalar, and vs dequantize-then-float-dot
    --------------------------------------------------------------------------- */
 static void test_vec_dot(eff_ctx *ctx) {
-    const int wfmts[] = {EFF_Q8_0, EFF_Q4_0, EFF_Q4_1, EFF_Q5_0, EFF_Q5_1, EFF_Q4_K, EFF_Q6_K};
+    const int wfmts[] = {EFF_Q8_0, EFF_Q4_0, EFF_Q4_1, EFF_Q5_0, EFF_Q5_1, EFF_Q4_K, EFF_Q6_K, EFF_NF4, EFF_FP4};
     int f, trial;
-    for (f = 0; f < 7; f++) {
+    for (f = 0; f < 9; f++) {
         int dt = wfmts[f], at = eff_quant_vec_dot_type(dt);
-        int64_t n = eff_dtype_blck_size(dt) == 256 ? 256 * 7 : 32 * 37;   /* odd block counts exercise the tails */
+        int64_t n = eff_dtype_blck_size(dt) * (eff_dtype_blck_size(dt) == 256 ? 7 : 37);   /* odd block counts exercise the tails */
         float *w = (float *)malloc(n * 4), *a = (float *)malloc(n * 4), *wd = (float *)malloc(n * 4), *ad = (float *)malloc(n * 4);
-        unsigned char *wq = (unsigned char *)malloc((size_t)n * 2), *aq = (unsigned char *)malloc((size_t)n * 2);
+        unsigned char *wq = (unsigned char *)malloc((size_t)n * 2), *aq = (unsigned char *)malloc((size_t)n * 4);
         double worst_simd = 0, worst_deq = 0, worst_true = 0;
         for (trial = 0; trial < 8; trial++) {
             float s_simd = 0, s_ref = 0;
@@ -222,9 +222,12 @@ static void test_vec_dot(eff_ctx *ctx) {
             eff_test_fill(a, n, trial == 6 ? 30.0 : 1.0);
             if (trial == 5) for (i = 0; i < n; i++) w[i] = fabsf(w[i]) + 0.25f;   /* min > 0 paths */
             eff_quant_row_quantize(ctx, dt, w, wq, n);
-            eff_quant_row_quantize(ctx, at, a, aq, n);
             eff_quant_row_dequantize(ctx, dt, wq, wd, n);
-            eff_quant_row_dequantize(ctx, at, aq, ad, n);
+            if (at == EFF_F32) { memcpy(aq, a, (size_t)n * 4); memcpy(ad, a, (size_t)n * 4); }   /* NF4 / FP4 */
+            else {
+                eff_quant_row_quantize(ctx, at, a, aq, n);
+                eff_quant_row_dequantize(ctx, at, aq, ad, n);
+            }
             eff_quant_vec_dot(ctx, dt, n, &s_simd, wq, aq, EFF_QUANT_KERNEL_AUTO);
             eff_quant_vec_dot(ctx, dt, n, &s_ref, wq, aq, EFF_QUANT_KERNEL_SCALAR);
             for (i = 0; i < n; i++) {
@@ -251,7 +254,7 @@ static void test_vec_dot(eff_ctx *ctx) {
    3. eff_linear_forward on quantized W (decode path M <= 8 and prefill M > 8)
    --------------------------------------------------------------------------- */
 static void test_linear(eff_ctx *ctx) {
-    const int fmts[] = {EFF_Q8_0, EFF_Q4_0, EFF_Q4_1, EFF_Q5_0, EFF_Q5_1, EFF_Q4_K, EFF_Q6_K};
+    const int fmts[] = {EFF_Q8_0, EFF_Q4_0, EFF_Q4_1, EFF_Q5_0, EFF_Q5_1, EFF_Q4_K, EFF_Q6_K, EFF_NF4, EFF_FP4};
     const int64_t N = 37, K = 512, Ms[] = {1, 3, 17};
     float *w = (float *)malloc(N * K * 4), *wd = (float *)malloc(N * K * 4), *x = (float *)malloc(17 * K * 4);
     float *y = (float *)malloc(17 * N * 4), *yr = (float *)malloc(17 * N * 4), bias[37];
@@ -261,7 +264,7 @@ static void test_linear(eff_ctx *ctx) {
     eff_test_fill(w, N * K, 0.5);
     eff_test_fill(x, 17 * K, 1.0);
     eff_test_fill(bias, N, 1.0);
-    for (f = 0; f < 7; f++) {
+    for (f = 0; f < 9; f++) {
         eff_status s = eff_quant_tensor_quantize(ctx, &Wq, &W, fmts[f]);
         EFF_CHECK(s == EFF_OK && Wq.dtype == fmts[f] && Wq.ne[0] == N && Wq.ne[1] == K, "tensor_quantize to %s",
                   eff_dtype_name(fmts[f]));
@@ -283,8 +286,11 @@ static void test_linear(eff_ctx *ctx) {
                     ref[i * N + j] = acc;
                 }
             /* the decode path quantizes each row of x to the partner format first */
-            eff_quant_row_quantize(ctx, at, x, xq, M * K);
-            eff_quant_row_dequantize(ctx, at, xq, xd, M * K);
+            if (at == EFF_F32) memcpy(xd, x, (size_t)(M * K) * 4);
+            else {
+                eff_quant_row_quantize(ctx, at, x, xq, M * K);
+                eff_quant_row_dequantize(ctx, at, xq, xd, M * K);
+            }
             for (i = 0; i < M; i++)
                 for (j = 0; j < N; j++) {
                     double acc = bias[j];
@@ -293,7 +299,7 @@ static void test_linear(eff_ctx *ctx) {
                 }
             /* decode quantizes x to 8 bits (nmse ~ 1e-5); prefill dequantizes W and runs sgemm */
             {
-                double e = eff_test_nmse(y, ref, M * N), tol = M > 8 ? 1e-10 : 1e-4;
+                double e = eff_test_nmse(y, ref, M * N), tol = M > 8 || at == EFF_F32 ? 1e-10 : 1e-4;
                 EFF_CHECK(s == EFF_OK && e <= tol, "linear_forward %s W, M=%lld: nmse %.3g <= %.0g vs dequantized-W float64",
                           eff_dtype_name(fmts[f]), (long long)M, e, tol);
             }
@@ -392,6 +398,21 @@ static void check_4bit_case(eff_ctx *ctx, fx_file *fx, const char *tag, int qt, 
         EFF_CHECK(eff_quant_4bit_dequantize(ctx, &q, y) == EFF_OK && same_bytes(y, dq, 4),
                   "case %s: dequantized values identical to bitsandbytes' dequantize_4bit", tag);
         free(y);
+    }
+    if (bs == 64 && cols % 64 == 0) {   /* the self-contained block dtype holds the same codes and absmax */
+        int64_t nb = rows * cols / 64, b, bad = 0;
+        unsigned char *blk = (unsigned char *)malloc((size_t)nb * 36);
+        float *y = (float *)malloc((size_t)(rows * cols) * 4);
+        EFF_CHECK(eff_quant_row_quantize(ctx, qt, (const float *)x->data, blk, rows * cols) == EFF_OK, "case %s: %s block quantize", tag,
+                  eff_dtype_name(qt));
+        for (b = 0; b < nb; b++)
+            bad += memcmp(blk + b * 36, (const float *)absmax->data + b, 4) != 0 ||
+                   memcmp(blk + b * 36 + 4, (const unsigned char *)codes->data + b * 32, 32) != 0;
+        EFF_CHECK(bad == 0, "case %s: %s block dtype = bitsandbytes' codes and absmax in all %lld blocks (%lld differ)", tag,
+                  eff_dtype_name(qt), (long long)nb, (long long)bad);
+        EFF_CHECK(eff_quant_row_dequantize(ctx, qt, blk, y, rows * cols) == EFF_OK && same_bytes(y, dq, 4),
+                  "case %s: %s block dequantize identical to bitsandbytes", tag, eff_dtype_name(qt));
+        free(blk); free(y);
     }
     eff_quant_4bit_free(ctx, &q);
 }

@@ -61,7 +61,7 @@ $(BUILD)/examples/% : examples/%.c $(HEADERS)
 
 BENCH_CFLAGS = -std=c99 -O3 $(ARCH) $(OPENMP) $(WARN) -I. -Itests $(if $(HAVE_CBLAS),-DEFF_HAVE_OPENBLAS,)
 BENCH_LIBS   = $(LDLIBS) $(if $(HAVE_CBLAS),-lopenblas,)
-$(BUILD)/bench/% : bench/%.c $(HEADERS)
+$(BUILD)/bench/% : bench/%.c bench/bench_util.h $(HEADERS)
 	@mkdir -p $(dir $@)
 	$(CC) $(BENCH_CFLAGS) -DEFF_BENCH_FLAGS='"$(BENCH_CFLAGS)"' $< -o $@ $(BENCH_LIBS)
 

@@ -14,20 +14,7 @@
 #define _POSIX_C_SOURCE 200809L
 #define EFF_IMPLEMENTATION
 #include "eff_attn.h"
-#include <stdio.h>
-#include <stdlib.h>
-#include <string.h>
-#include <time.h>
-
-#ifndef EFF_BENCH_FLAGS
-#define EFF_BENCH_FLAGS "(unknown flags)"
-#endif
-
-static double now(void) {
-    struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
-}
+#include "bench_util.h"
 
 static float *rnd(int64_t n, uint64_t seed) {
     float *p = (float *)malloc((size_t)n * sizeof(float));
@@ -35,20 +22,6 @@ static float *rnd(int64_t n, uint64_t seed) {
     eff_rng_seed(&r, seed);
     eff_rng_fill_uniform(&r, p, n, -1.0f, 1.0f);
     return p;
-}
-
-static void cpu_model(char *buf, size_t n) {
-    FILE *f = fopen("/proc/cpuinfo", "r");
-    char line[512];
-    snprintf(buf, n, "unknown CPU");
-    if (!f) return;
-    while (fgets(line, sizeof line, f))
-        if (strncmp(line, "model name", 10) == 0) {
-            char *c = strchr(line, ':');
-            if (c) { c += 2; c[strcspn(c, "\n")] = 0; snprintf(buf, n, "%s", c); }
-            break;
-        }
-    fclose(f);
 }
 
 /* PyTorch timings: lines "sdpa fwd|bwd causal|full T BH d seconds" */
@@ -112,12 +85,12 @@ static meas time_flash(eff_ctx *ctx, int bwd, int64_t B, int64_t H, int64_t T, i
         double t0, t;
         eff_status s;
         eff_ctx_reset_peak(ctx);
-        t0 = now();
+        t0 = bench_now();
         if (naive == 2) s = eff_attn_ref_forward(ctx, &O, &L, &Q, &K, &V, op);
         else if (naive) s = eff_attn_naive_forward(ctx, &O, &L, &Q, &K, &V, op);
         else if (bwd) s = eff_attn_flash_backward(ctx, &dQ, &dK, &dV, &G, &Q, &K, &V, &O, &L, op);
         else s = eff_attn_flash_forward(ctx, &O, &L, &Q, &K, &V, op);
-        t = now() - t0;
+        t = bench_now() - t0;
         if (s != EFF_OK) { printf("error: %s\n", eff_ctx_last_error(ctx)); exit(1); }
         if (t < m.sec) m.sec = t;
         if (eff_ctx_bytes_peak(ctx) - base > m.peak) m.peak = eff_ctx_bytes_peak(ctx) - base;
@@ -133,7 +106,7 @@ static void mb(char *buf, size_t n, size_t bytes) {
 
 int main(void) {
     eff_ctx *ctx;
-    char cpu[256], b1[32], b2[32];
+    char b1[32], b2[32];
     int quick = getenv("EFF_BENCH_QUICK") != NULL, nt, i, causal, bwd;
     const long Ts[4] = {1024, 2048, 4096, 8192}, BHs[4] = {16, 8, 4, 2};
     const int nT = quick ? 2 : 4;
@@ -141,8 +114,7 @@ int main(void) {
     eff_attn_opts op;
     if (eff_ctx_create(NULL, &ctx)) return 1;
     nt = eff_ctx_n_threads(ctx);
-    cpu_model(cpu, sizeof cpu);
-    printf("bench_attn: %s, %d threads, SIMD %s\nflags: %s\n", cpu, nt, EFF_SIMD_NAME, EFF_BENCH_FLAGS);
+    bench_print_machine("bench_attn: flash attention speed and memory, beside PyTorch CPU SDPA", nt);
     run_torch(nt, Ts, BHs, nT);
     printf("PyTorch SDPA: %s\n", g_torch_ver);
 
@@ -226,9 +198,9 @@ int main(void) {
             for (t = 0; t < n; t += 1024) eff_attn_cache_append(ctx, &c, 0, 0, &K, &K);
             us[dtc] = 1e30;
             for (r = 0; r < 7; r++) {
-                double t0 = now(), e;
+                double t0 = bench_now(), e;
                 eff_attn_cache_decode(ctx, &O, NULL, &Q, &c, 0, &seq, NULL);
-                e = now() - t0;
+                e = bench_now() - t0;
                 if (e < us[dtc]) us[dtc] = e;
             }
             us[dtc] *= 1e6;

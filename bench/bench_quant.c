@@ -8,95 +8,15 @@
 #define _POSIX_C_SOURCE 199309L   /* clock_gettime under -std=c99 */
 #define EFF_IMPLEMENTATION
 #include "eff_quant.h"
-#include <stdio.h>
-#include <time.h>
-
-#ifndef EFF_BENCH_FLAGS
-#define EFF_BENCH_FLAGS "(not given)"
-#endif
+#include "bench_util.h"
 
 #define WORKING_SET ((int64_t)384 << 20)   /* bytes of weights cycled through: 12x a 32 MiB L3 */
 
-static double now(void) {
-#ifdef _OPENMP
-    return omp_get_wtime();
-#else
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-#endif
-}
-
-static void cpu_model(char *buf, size_t size) {
-    FILE *f = fopen("/proc/cpuinfo", "r");
-    char line[512];
-    snprintf(buf, size, "unknown");
-    if (!f) return;
-    while (fgets(line, sizeof line, f))
-        if (strncmp(line, "model name", 10) == 0) {
-            char *p = strchr(line, ':');
-            if (p) { p += 2; p[strcspn(p, "\n")] = 0; snprintf(buf, size, "%s", p); }
-            break;
-        }
-    fclose(f);
-}
-
-/* Streaming read of n floats with nt threads; returns a sum so it is not optimized away. */
-static float read_all(const float *a, int64_t n, int nt) {
-    float total = 0.0f;
-    int64_t c;
-    (void)nt;
-    EFF__OMP(parallel for num_threads(nt) reduction(+:total) schedule(static))
-    for (c = 0; c < n; c += 4096) {
-        eff__vf s0 = eff__vzero(), s1 = eff__vzero(), s2 = eff__vzero(), s3 = eff__vzero();
-        int64_t i, e = c + 4096 < n ? c + 4096 : n;
-        for (i = c; i + 4 * EFF__VL <= e; i += 4 * EFF__VL) {
-            s0 = eff__vadd(s0, eff__vload(a + i));
-            s1 = eff__vadd(s1, eff__vload(a + i + EFF__VL));
-            s2 = eff__vadd(s2, eff__vload(a + i + 2 * EFF__VL));
-            s3 = eff__vadd(s3, eff__vload(a + i + 3 * EFF__VL));
-        }
-        total += eff__vhsum(eff__vadd(eff__vadd(s0, s1), eff__vadd(s2, s3)));
-    }
-    return total;
-}
-
-/* Best of 5 passes over a buffer of WORKING_SET bytes (kept in *keep for bench_read). */
-static double measure_read_bw(eff_ctx *ctx, double *memcpy_bw, float **keep) {
-    int64_t n = WORKING_SET / 4, i;
-    float *a = *keep ? *keep : (float *)eff_ctx_alloc(ctx, (size_t)n * 4), *b = (float *)eff_ctx_alloc(ctx, (size_t)n * 2);
-    double best = 0.0, bestc = 0.0;
-    volatile float sink = 0.0f;
-    int r, nt = eff_ctx_n_threads(ctx);
-    if (!a || !b) return 0.0;
-    for (i = 0; i < n; i++) a[i] = (float)(i & 1023);
-    memset(b, 0, (size_t)n * 2);
-    for (r = 0; r < 5; r++) {
-        double t = now();
-        sink += read_all(a, n, nt);
-        t = now() - t;
-        if ((double)n * 4 / t > best) best = (double)n * 4 / t;
-    }
-    for (r = 0; r < 3; r++) {   /* memcpy of half the buffer: bytes read + written */
-        double t = now();
-        int64_t c, half = n / 2;
-        (void)nt;
-        EFF__OMP(parallel for num_threads(nt) schedule(static))
-        for (c = 0; c < half; c += 1 << 16) memcpy(b + c, a + c, (size_t)((half - c < (1 << 16)) ? half - c : (1 << 16)) * 4);
-        t = now() - t;
-        if ((double)half * 8 / t > bestc) bestc = (double)half * 8 / t;
-    }
-    (void)sink;
-    *keep = a;
-    eff_ctx_free(ctx, b);
-    *memcpy_bw = bestc;
-    return best;
-}
-
 typedef struct {
     const char *name;
-    int dtype;          /* weight dtype: eff_linear_forward, or EFF_NF4 via eff_quant_4bit_gemv */
-    int double_quant;
+    int dtype;          /* weight dtype, run through eff_linear_forward ... */
+    int gemv_4bit;      /* ... or (EFF_NF4) eff_quant_4bit_quantize + eff_quant_4bit_gemv */
+    int double_quant;   /* eff_quant_4bit only */
 } fmt_t;
 
 /* Per-call times: the machine may be shared, so the table shows the median and
@@ -117,14 +37,14 @@ static void bench_read(eff_ctx *ctx, const float *buf, int64_t bytes, timings *t
     double t0;
     if (nreg < 2) nreg = 2;
     tm->n = 0;
-    t0 = now();
+    t0 = bench_now();
     do {
         for (c = 0; c < nreg && tm->n < MAX_CALLS; c++) {
-            double t = now();
-            sink += read_all(buf + (c * nf) % (WORKING_SET / 4 - nf + 1), nf, eff_ctx_n_threads(ctx));
-            tm->t[tm->n++] = (now() - t) * (double)bytes / (double)(nf * 4);
+            double t = bench_now();
+            sink += bench_read_sum(buf + (c * nf) % (WORKING_SET / 4 - nf + 1), nf, eff_ctx_n_threads(ctx));
+            tm->t[tm->n++] = (bench_now() - t) * (double)bytes / (double)(nf * 4);
         }
-    } while (now() - t0 < 0.4 && tm->n < MAX_CALLS);
+    } while (bench_now() - t0 < 0.4 && tm->n < MAX_CALLS);
     (void)sink;
 }
 
@@ -154,14 +74,14 @@ static void bench_nf4(eff_ctx *ctx, const fmt_t *f, int64_t N, int64_t K, const 
         }
     }
     for (c = 0; c < ncopies; c++) eff_quant_4bit_gemv(ctx, &W[c], x, y, 1, EFF_QUANT_KERNEL_AUTO);
-    t0 = now();
+    t0 = bench_now();
     do {
         for (c = 0; c < ncopies && tm->n < MAX_CALLS; c++) {
-            double t = now();
+            double t = bench_now();
             eff_quant_4bit_gemv(ctx, &W[c], x, y, 1, EFF_QUANT_KERNEL_AUTO);
-            tm->t[tm->n++] = now() - t;
+            tm->t[tm->n++] = bench_now() - t;
         }
-    } while (now() - t0 < 0.6 && tm->n < MAX_CALLS);
+    } while (bench_now() - t0 < 0.6 && tm->n < MAX_CALLS);
     for (c = 0; c < ncopies; c++) eff_quant_4bit_free(ctx, &W[c]);
     eff_ctx_free(ctx, W);
     eff_quant_4bit_free(ctx, &q0);
@@ -190,26 +110,26 @@ static void bench_gemv(eff_ctx *ctx, const fmt_t *f, int64_t N, int64_t K, const
         memcpy(W[c].data, c ? W[0].data : w, (size_t)bytes);
     }
     for (c = 0; c < ncopies; c++) eff_linear_forward(ctx, &Y, &X, &W[c], NULL);   /* warm up, page in */
-    t0 = now();
+    t0 = bench_now();
     do {
         for (c = 0; c < ncopies && tm->n < MAX_CALLS; c++) {
-            double t = now();
+            double t = bench_now();
             if (eff_linear_forward(ctx, &Y, &X, &W[c], NULL) != EFF_OK) { printf("linear failed: %s\n", eff_ctx_last_error(ctx)); break; }
-            tm->t[tm->n++] = now() - t;
+            tm->t[tm->n++] = bench_now() - t;
         }
-    } while (now() - t0 < 0.6 && tm->n < MAX_CALLS);
+    } while (bench_now() - t0 < 0.6 && tm->n < MAX_CALLS);
     for (c = 0; c < ncopies; c++) eff_tensor_free(ctx, &W[c]);
     eff_ctx_free(ctx, W);
 }
 
 int main(void) {
-    const fmt_t fmts[] = {{"f32", EFF_F32, 0}, {"q8_0", EFF_Q8_0, 0}, {"q4_0", EFF_Q4_0, 0}, {"q4_k", EFF_Q4_K, 0},
-                          {"nf4", EFF_NF4, 0}, {"nf4+dq", EFF_NF4, 1}};
+    const fmt_t fmts[] = {{"f32", EFF_F32, 0, 0},    {"q8_0", EFF_Q8_0, 0, 0},   {"q4_0", EFF_Q4_0, 0, 0},
+                          {"q4_k", EFF_Q4_K, 0, 0},  {"nf4", EFF_NF4, 1, 0},     {"nf4+dq", EFF_NF4, 1, 1},
+                          {"nf4 (block dtype)", EFF_NF4, 0, 0}};
     const int64_t shapes[][2] = {{4096, 4096}, {11008, 4096}};
     const int nf = (int)(sizeof fmts / sizeof fmts[0]);
     eff_ctx *ctx;
-    char model[256];
-    double bw, cbw = 0.0;
+    double bw, cbw;
     int s, f, pass, max_threads;
     timings *tm;
     float *rbuf = NULL;
@@ -218,19 +138,24 @@ int main(void) {
     tm = (timings *)eff_ctx_alloc(ctx, sizeof *tm);
     if (!tm) return 1;
     eff_quant_register(ctx);
-    cpu_model(model, sizeof model);
-    printf("bench_quant: GEMV y = W x (M = 1) per weight format\n");
-    printf("  cpu      %s\n  threads  %d (then 1)\n  kernels  %s (eff_quant.h), SIMD layer %s\n  flags    %s\n", model,
-           eff_ctx_n_threads(ctx), eff_quant_simd_name(), EFF_SIMD_NAME, EFF_BENCH_FLAGS);
+    rbuf = (float *)eff_ctx_alloc(ctx, (size_t)WORKING_SET);   /* read reference: kept for bench_read */
+    if (!rbuf) return 1;
+    {
+        int64_t i;
+        for (i = 0; i < WORKING_SET / 4; i++) rbuf[i] = (float)(i & 1023);
+    }
+    bench_print_machine("bench_quant: GEMV y = W x (M = 1) per weight format", max_threads);
+    printf("kernels: %s (eff_quant.h); threads: %d, then 1\n", eff_quant_simd_name(), max_threads);
     for (pass = 0; pass < 2; pass++) {
         int nt = pass == 0 ? max_threads : 1;
         if (pass == 1 && max_threads == 1) break;
         eff_ctx_set_n_threads(ctx, nt);
-        bw = measure_read_bw(ctx, &cbw, &rbuf);
-        printf("\n%d thread%s: streaming read of %lld MiB (best of 5) %.1f GB/s; memcpy (read+write) %.1f GB/s\n\n",
-               nt, nt > 1 ? "s" : "", (long long)(WORKING_SET >> 20), bw / 1e9, cbw / 1e9);
-        printf("| W shape       | format | bits/w | MiB of W | us/call median | GB/s median | GB/s best | read GB/s best | %% of read |\n");
-        printf("|---------------|--------|--------|----------|----------------|-------------|-----------|----------------|-----------|\n");
+        bw = bench_read_bw_buf(nt, rbuf, (size_t)WORKING_SET);
+        cbw = bench_copy_bw_threads(nt, (size_t)WORKING_SET);
+        printf("\n%d thread%s: streaming read of %lld MiB %.1f GB/s; memcpy (read+write) %.1f GB/s (best of 3 after warm-up)\n\n",
+               nt, nt > 1 ? "s" : "", (long long)(WORKING_SET >> 20), bw, cbw);
+        printf("| W shape       | format            | bits/w | MiB of W | us/call median | GB/s median | GB/s best | read GB/s best | %% of read |\n");
+        printf("|---------------|-------------------|--------|----------|----------------|-------------|-----------|----------------|-----------|\n");
         for (s = 0; s < 2; s++) {
             int64_t N = shapes[s][0], K = shapes[s][1];
             float *w = (float *)eff_ctx_alloc(ctx, (size_t)(N * K) * 4), *x = (float *)eff_ctx_alloc(ctx, (size_t)K * 4);
@@ -240,7 +165,7 @@ int main(void) {
             for (f = 0; f < nf; f++) {
                 int64_t bytes = 0;
                 double med, best, rbest;
-                if (fmts[f].dtype == EFF_NF4) bench_nf4(ctx, &fmts[f], N, K, w, x, y, &bytes, tm);
+                if (fmts[f].gemv_4bit) bench_nf4(ctx, &fmts[f], N, K, w, x, y, &bytes, tm);
                 else bench_gemv(ctx, &fmts[f], N, K, w, x, y, &bytes, tm);
                 if (tm->n == 0) continue;
                 timings_sort(tm);
@@ -249,7 +174,7 @@ int main(void) {
                 bench_read(ctx, rbuf, bytes, tm);
                 timings_sort(tm);
                 rbest = tm->t[0];
-                printf("| %5lld x %-5lld | %-6s | %6.3f | %8.1f | %14.0f | %11.1f | %9.1f | %14.1f | %8.0f%% |\n", (long long)N,
+                printf("| %5lld x %-5lld | %-17s | %6.3f | %8.1f | %14.0f | %11.1f | %9.1f | %14.1f | %8.0f%% |\n", (long long)N,
                        (long long)K, fmts[f].name, 8.0 * (double)bytes / (double)(N * K), (double)bytes / 1048576.0, med * 1e6,
                        (double)bytes / med / 1e9, (double)bytes / best / 1e9, (double)bytes / rbest / 1e9, 100.0 * rbest / best);
                 fflush(stdout);
@@ -259,7 +184,9 @@ int main(void) {
     }
     printf("\nEach call streams W from DRAM (copies cycled through %lld MiB, 12x the L3). 'read GB/s best' times plain\n"
            "streaming reads of regions of the same size, cycled and timed per region the same way; %% of read = read\n"
-           "best time / GEMV best time. Medians show interference from other processes on a shared machine.\n",
+           "best time / GEMV best time. Medians show interference from other processes on a shared machine.\n"
+           "nf4, nf4+dq: eff_quant_4bit (bitsandbytes layout, absmax in its own array) via eff_quant_4bit_gemv;\n"
+           "nf4 (block dtype): an EFF_NF4 tensor (blocks of 64: f32 absmax + 32 code bytes) via eff_linear_forward.\n",
            (long long)(WORKING_SET >> 20));
     eff_ctx_free(ctx, rbuf);
     eff_ctx_free(ctx, tm);

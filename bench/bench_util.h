@@ -1,7 +1,8 @@
-/* bench_util.h - what every eff benchmark shares: a monotonic clock, a
-   "best of k runs" timer, the machine line (CPU model, threads, SIMD, flags),
-   the measured fp32 FMA peak and the measured memory read / copy bandwidth,
-   so each table can be read against this machine in this run.
+/* bench_util.h - what every eff benchmark shares: a monotonic clock, the
+   machine line (CPU model, threads, SIMD, flags),
+   the measured fp32 FMA peak and the measured memory read / copy bandwidth
+   (one streaming-read kernel, bench_read_sum, for every read figure), so each
+   table can be read against this machine in this run.
 
    Include after eff_tensor.h (with its implementation in the same program). */
 #ifndef EFF_BENCH_UTIL_H
@@ -26,9 +27,13 @@
 #endif
 
 BENCH_UNUSED static double bench_now(void) {
+#ifdef CLOCK_MONOTONIC
     struct timespec t;
     clock_gettime(CLOCK_MONOTONIC, &t);
     return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
+#else
+    return eff__now();   /* strict -std=c99 without _POSIX_C_SOURCE (and no omp.h) hides clock_gettime */
+#endif
 }
 
 BENCH_UNUSED static void bench_cpu_model(char *buf, size_t n) {
@@ -101,49 +106,84 @@ BENCH_UNUSED static double bench_fma_peak(int n_threads) {
     return best;
 }
 
-/* Measured read bandwidth (GB/s): sums a buffer of `bytes` (make it >> L3) on
-   n_threads threads; and copy bandwidth (memcpy of bytes/2 to bytes/2, counting
-   read + write bytes). Best of 3. */
-BENCH_UNUSED static double bench_read_bw(int n_threads, size_t bytes) {
-    size_t n = bytes / sizeof(float), i;
-    float *buf = (float *)malloc(n * sizeof(float));
-    double best = 0.0;
-    int rep;
+/* Streaming read of a[0:n] on n_threads threads: chunks of 4096 floats, four
+   independent vector accumulators each. Returns the sum, so the reads cannot be
+   optimized away. The one read kernel every bandwidth figure here is timed with. */
+BENCH_UNUSED static float bench_read_sum(const float *a, int64_t n, int n_threads) {
+    float total = 0.0f;
+    int64_t c;
     (void)n_threads;
-    if (!buf) return 0.0;
-    for (i = 0; i < n; i++) buf[i] = (float)(i & 7);
-    for (rep = 0; rep < 4; rep++) {
-        double t0 = bench_now(), dt;
-        float total = 0.0f;
-        long j, nn = (long)n;
 #ifdef _OPENMP
 #pragma omp parallel for num_threads(n_threads) reduction(+ : total) schedule(static)
 #endif
-        for (j = 0; j < nn / 64; j++) {
-            eff__vf s = eff__vzero();
-            int k;
-            for (k = 0; k < 64; k += EFF__VL) s = eff__vadd(s, eff__vload(buf + j * 64 + k));
-            total += eff__vhsum(s);
+    for (c = 0; c < n; c += 4096) {
+        eff__vf s0 = eff__vzero(), s1 = eff__vzero(), s2 = eff__vzero(), s3 = eff__vzero();
+        int64_t i, e = c + 4096 < n ? c + 4096 : n;
+        float tail = 0.0f;
+        for (i = c; i + 4 * EFF__VL <= e; i += 4 * EFF__VL) {
+            s0 = eff__vadd(s0, eff__vload(a + i));
+            s1 = eff__vadd(s1, eff__vload(a + i + EFF__VL));
+            s2 = eff__vadd(s2, eff__vload(a + i + 2 * EFF__VL));
+            s3 = eff__vadd(s3, eff__vload(a + i + 3 * EFF__VL));
         }
-        dt = bench_now() - t0;
-        if (total == -1.0f) printf(" ");
-        if (rep > 0 && (double)bytes / dt * 1e-9 > best) best = (double)bytes / dt * 1e-9;
+        for (; i < e; i++) tail += a[i];
+        total += eff__vhsum(eff__vadd(eff__vadd(s0, s1), eff__vadd(s2, s3))) + tail;
     }
-    free(buf);
+    return total;
+}
+
+/* Measured read bandwidth (GB/s) of bench_read_sum over the first `bytes` of
+   buf (make it >> L3) on n_threads threads: best of 3 passes after a warm-up pass.
+   bench_read_bw allocates and fills the buffer itself; bench_read_bw_buf reads
+   one the caller keeps (e.g. to time reads of smaller regions of it later). */
+BENCH_UNUSED static double bench_read_bw_buf(int n_threads, const float *buf, size_t bytes) {
+    int64_t n = (int64_t)(bytes / sizeof(float));
+    double best = 0.0;
+    volatile float sink = 0.0f;
+    int rep;
+    for (rep = 0; rep < 4; rep++) {
+        double t0 = bench_now(), dt;
+        sink += bench_read_sum(buf, n, n_threads);
+        dt = bench_now() - t0;
+        if (rep > 0 && (double)n * sizeof(float) / dt * 1e-9 > best) best = (double)n * sizeof(float) / dt * 1e-9;
+    }
+    (void)sink;
     return best;
 }
 
-BENCH_UNUSED static double bench_copy_bw(size_t bytes) {
+BENCH_UNUSED static double bench_read_bw(int n_threads, size_t bytes) {
+    size_t n = bytes / sizeof(float), i;
+    float *buf = (float *)malloc(n * sizeof(float));
+    double bw;
+    if (!buf) return 0.0;
+    for (i = 0; i < n; i++) buf[i] = (float)(i & 7);
+    bw = bench_read_bw_buf(n_threads, buf, bytes);
+    free(buf);
+    return bw;
+}
+
+/* Measured copy bandwidth (GB/s): memcpy of bytes/2 to bytes/2 on n_threads
+   threads (chunks of 256 KiB), counting read + written bytes. Best of 3 after a
+   warm-up copy. bench_copy_bw is the single-threaded figure. */
+BENCH_UNUSED static double bench_copy_bw_threads(int n_threads, size_t bytes) {
     size_t half = bytes / 2;
     char *a = (char *)malloc(half), *b = (char *)malloc(half);
+    const int64_t chunk = (int64_t)1 << 18;
     double best = 0.0;
     int rep;
+    (void)n_threads;
     if (!a || !b) { free(a); free(b); return 0.0; }
     memset(a, 1, half);
     memset(b, 2, half);
     for (rep = 0; rep < 4; rep++) {
+        char *dst = rep & 1 ? a : b;
+        const char *src = rep & 1 ? b : a;
+        int64_t c, h = (int64_t)half;
         double t0 = bench_now(), dt;
-        memcpy(rep & 1 ? a : b, rep & 1 ? b : a, half);
+#ifdef _OPENMP
+#pragma omp parallel for num_threads(n_threads) schedule(static)
+#endif
+        for (c = 0; c < h; c += chunk) memcpy(dst + c, src + c, (size_t)(h - c < chunk ? h - c : chunk));
         dt = bench_now() - t0;
         if (rep > 0 && 2.0 * (double)half / dt * 1e-9 > best) best = 2.0 * (double)half / dt * 1e-9;
     }
@@ -151,5 +191,7 @@ BENCH_UNUSED static double bench_copy_bw(size_t bytes) {
     free(b);
     return best;
 }
+
+BENCH_UNUSED static double bench_copy_bw(size_t bytes) { return bench_copy_bw_threads(1, bytes); }
 
 #endif /* EFF_BENCH_UTIL_H */

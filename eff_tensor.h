@@ -757,6 +757,13 @@ EFF__INLINE float eff__vhmax(__m512 v) {
     s = _mm_max_ss(s, _mm_movehdup_ps(s));
     return _mm_cvtss_f32(s);
 }
+/* out[0..3] = horizontal sums of a, b, c, d (one transpose-and-add tree). */
+EFF__INLINE void eff__vhsum4_256(__m256 a, __m256 b, __m256 c, __m256 d, float *out) {
+    __m256 abcd = _mm256_hadd_ps(_mm256_hadd_ps(a, b), _mm256_hadd_ps(c, d));
+    _mm_storeu_ps(out, _mm_add_ps(_mm256_castps256_ps128(abcd), _mm256_extractf128_ps(abcd, 1)));
+}
+#define EFF__HALF512(v) _mm256_add_ps(_mm512_castps512_ps256(v), _mm256_castpd_ps(_mm512_maskz_extractf64x4_pd(0xF, _mm512_castps_pd(v), 1)))
+#define eff__vhsum4(a, b, c, d, out) eff__vhsum4_256(EFF__HALF512(a), EFF__HALF512(b), EFF__HALF512(c), EFF__HALF512(d), out)
 #define eff__vround(v) _mm512_roundscale_ps(v, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC)
 /* 2^n for integral-valued float n in [-126, 127] */
 #define eff__vpow2i(n) _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_add_epi32(_mm512_cvtps_epi32(n), _mm512_set1_epi32(127)), 23))
@@ -790,6 +797,11 @@ EFF__INLINE float eff__vhmax(__m256 v) {
     s = _mm_max_ss(s, _mm_movehdup_ps(s));
     return _mm_cvtss_f32(s);
 }
+EFF__INLINE void eff__vhsum4_256(__m256 a, __m256 b, __m256 c, __m256 d, float *out) {
+    __m256 abcd = _mm256_hadd_ps(_mm256_hadd_ps(a, b), _mm256_hadd_ps(c, d));
+    _mm_storeu_ps(out, _mm_add_ps(_mm256_castps256_ps128(abcd), _mm256_extractf128_ps(abcd, 1)));
+}
+#define eff__vhsum4(a, b, c, d, out) eff__vhsum4_256(a, b, c, d, out)
 #define eff__vround(v) _mm256_round_ps(v, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC)
 #define eff__vpow2i(n) _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_add_epi32(_mm256_cvtps_epi32(n), _mm256_set1_epi32(127)), 23))
 #define eff__vselect_lt(x, t, a, b) _mm256_blendv_ps(b, a, _mm256_cmp_ps(x, t, _CMP_LT_OQ))
@@ -1825,33 +1837,100 @@ static void eff__gemm_ukernel(int64_t kc, const float *EFF__RESTRICT Ap, const f
     }
 }
 
-/* out[a][b] = dot(x + a*K, w[b]) for a < MI, b < 4: MI x 4 accumulators in registers. */
-#define EFF__GEMV_KERNEL(NAME, MI)                                                                          \
-    static void NAME(int64_t K, const float *x, const float *const *w, float out[4][4]) {               \
-        eff__vf acc[MI][4];                                                                              \
-        int64_t k;                                                                                        \
-        int a, b;                                                                                         \
-        for (a = 0; a < MI; a++) for (b = 0; b < 4; b++) acc[a][b] = eff__vzero();                      \
-        for (k = 0; k + EFF__VL <= K; k += EFF__VL) {                                                    \
-            eff__vf w0 = eff__vload(w[0] + k), w1 = eff__vload(w[1] + k), w2 = eff__vload(w[2] + k),     \
-                    w3 = eff__vload(w[3] + k);                                                            \
-            for (a = 0; a < MI; a++) {                                                                    \
-                eff__vf xv = eff__vload(x + a * K + k);                                                   \
-                acc[a][0] = eff__vfma(xv, w0, acc[a][0]); acc[a][1] = eff__vfma(xv, w1, acc[a][1]);       \
-                acc[a][2] = eff__vfma(xv, w2, acc[a][2]); acc[a][3] = eff__vfma(xv, w3, acc[a][3]);       \
-            }                                                                                             \
-        }                                                                                                 \
-        for (a = 0; a < MI; a++)                                                                          \
-            for (b = 0; b < 4; b++) {                                                                     \
-                float sum = eff__vhsum(acc[a][b]);                                                        \
-                int64_t kk;                                                                               \
-                for (kk = k; kk < K; kk++) sum += x[a * K + kk] * w[b][kk];                              \
-                out[a][b] = sum;                                                                          \
-            }                                                                                             \
+#if defined(__GNUC__) || defined(__clang__)
+#define EFF__PREFETCH(p) __builtin_prefetch((const void *)(p), 0, 0)
+#else
+#define EFF__PREFETCH(p) ((void)(p))
+#endif
+/* out[a][b] = dot(x + a*K, w[b]) for a < MI, b < 4. The accumulators are named
+   variables, not arrays, so they stay in registers (an array indexed in a loop is
+   kept in memory by GCC at -O2, which costs a store-to-load round trip per FMA). */
+/* GCC folds a vector load into every FMA that uses it when many accumulators are
+   live (four loads of the same W vector per k step in the 4x4 kernel, which then
+   runs out of load ports). An empty asm that "modifies" the loaded registers makes
+   it load each vector once. */
+#if !defined(EFF_NO_SIMD) && (defined(__GNUC__) || defined(__clang__)) && (defined(__AVX2__) || defined(__AVX512F__))
+#define EFF__IN_REGS4(a, b, c, d) __asm__("" : "+v"(a), "+v"(b), "+v"(c), "+v"(d))
+#else
+#define EFF__IN_REGS4(a, b, c, d) ((void)0)
+#endif
+#ifndef eff__vhsum4   /* NEON / scalar: four separate sums */
+#define eff__vhsum4(a, b, c, d, out) ((out)[0] = eff__vhsum(a), (out)[1] = eff__vhsum(b), (out)[2] = eff__vhsum(c), (out)[3] = eff__vhsum(d))
+#endif
+/* Row a of out: the four vector sums, plus the K % VL remainder element by element. */
+#define EFF__GEMV_ROW(a, c0, c1, c2, c3)                                                   \
+    do {                                                                                   \
+        int b_;                                                                            \
+        eff__vhsum4(c0, c1, c2, c3, out[a]);                                               \
+        for (b_ = 0; b_ < 4; b_++) {                                                       \
+            int64_t t_;                                                                    \
+            for (t_ = k; t_ < K; t_++) out[a][b_] += x[(a) * K + t_] * w[b_][t_];          \
+        }                                                                                  \
+    } while (0)
+static void eff__gemv_1x4(int64_t K, const float *x, const float *const *w, int64_t pf, float out[4][4]) {
+    const float *w0 = w[0], *w1 = w[1], *w2 = w[2], *w3 = w[3];
+    eff__vf c0 = eff__vzero(), c1 = eff__vzero(), c2 = eff__vzero(), c3 = eff__vzero();
+    eff__vf d0 = eff__vzero(), d1 = eff__vzero(), d2 = eff__vzero(), d3 = eff__vzero();
+    int64_t k = 0;
+    for (; k + 2 * EFF__VL <= K; k += 2 * EFF__VL) {   /* two k steps: 8 independent FMA chains */
+        eff__vf xa = eff__vload(x + k), xb = eff__vload(x + k + EFF__VL);
+        EFF__PREFETCH(w0 + pf + k); EFF__PREFETCH(w1 + pf + k); EFF__PREFETCH(w2 + pf + k); EFF__PREFETCH(w3 + pf + k);
+        EFF__PREFETCH(w0 + pf + k + EFF__VL); EFF__PREFETCH(w1 + pf + k + EFF__VL); EFF__PREFETCH(w2 + pf + k + EFF__VL);
+        EFF__PREFETCH(w3 + pf + k + EFF__VL);
+        c0 = eff__vfma(xa, eff__vload(w0 + k), c0); c1 = eff__vfma(xa, eff__vload(w1 + k), c1);
+        c2 = eff__vfma(xa, eff__vload(w2 + k), c2); c3 = eff__vfma(xa, eff__vload(w3 + k), c3);
+        d0 = eff__vfma(xb, eff__vload(w0 + k + EFF__VL), d0); d1 = eff__vfma(xb, eff__vload(w1 + k + EFF__VL), d1);
+        d2 = eff__vfma(xb, eff__vload(w2 + k + EFF__VL), d2); d3 = eff__vfma(xb, eff__vload(w3 + k + EFF__VL), d3);
     }
-EFF__GEMV_KERNEL(eff__gemv_1x4, 1)
-EFF__GEMV_KERNEL(eff__gemv_2x4, 2)
-EFF__GEMV_KERNEL(eff__gemv_4x4, 4)
+    for (; k + EFF__VL <= K; k += EFF__VL) {
+        eff__vf xa = eff__vload(x + k);
+        c0 = eff__vfma(xa, eff__vload(w0 + k), c0); c1 = eff__vfma(xa, eff__vload(w1 + k), c1);
+        c2 = eff__vfma(xa, eff__vload(w2 + k), c2); c3 = eff__vfma(xa, eff__vload(w3 + k), c3);
+    }
+    EFF__GEMV_ROW(0, eff__vadd(c0, d0), eff__vadd(c1, d1), eff__vadd(c2, d2), eff__vadd(c3, d3));
+}
+static void eff__gemv_2x4(int64_t K, const float *x, const float *const *w, int64_t pf, float out[4][4]) {
+    const float *w0 = w[0], *w1 = w[1], *w2 = w[2], *w3 = w[3], *x1 = x + K;
+    eff__vf c0 = eff__vzero(), c1 = eff__vzero(), c2 = eff__vzero(), c3 = eff__vzero();
+    eff__vf d0 = eff__vzero(), d1 = eff__vzero(), d2 = eff__vzero(), d3 = eff__vzero();
+    int64_t k = 0;
+    for (; k + EFF__VL <= K; k += EFF__VL) {
+        eff__vf xa = eff__vload(x + k), xb = eff__vload(x1 + k);
+        eff__vf v0 = eff__vload(w0 + k), v1 = eff__vload(w1 + k), v2 = eff__vload(w2 + k), v3 = eff__vload(w3 + k);
+        EFF__PREFETCH(w0 + pf + k); EFF__PREFETCH(w1 + pf + k); EFF__PREFETCH(w2 + pf + k); EFF__PREFETCH(w3 + pf + k);
+        EFF__IN_REGS4(v0, v1, v2, v3);
+        c0 = eff__vfma(xa, v0, c0); c1 = eff__vfma(xa, v1, c1); c2 = eff__vfma(xa, v2, c2); c3 = eff__vfma(xa, v3, c3);
+        d0 = eff__vfma(xb, v0, d0); d1 = eff__vfma(xb, v1, d1); d2 = eff__vfma(xb, v2, d2); d3 = eff__vfma(xb, v3, d3);
+    }
+    EFF__GEMV_ROW(0, c0, c1, c2, c3);
+    EFF__GEMV_ROW(1, d0, d1, d2, d3);
+}
+static void eff__gemv_4x4(int64_t K, const float *x, const float *const *w, int64_t pf, float out[4][4]) {
+    const float *w0 = w[0], *w1 = w[1], *w2 = w[2], *w3 = w[3], *x1 = x + K, *x2 = x + 2 * K, *x3 = x + 3 * K;
+    eff__vf c00 = eff__vzero(), c01 = eff__vzero(), c02 = eff__vzero(), c03 = eff__vzero();
+    eff__vf c10 = eff__vzero(), c11 = eff__vzero(), c12 = eff__vzero(), c13 = eff__vzero();
+    eff__vf c20 = eff__vzero(), c21 = eff__vzero(), c22 = eff__vzero(), c23 = eff__vzero();
+    eff__vf c30 = eff__vzero(), c31 = eff__vzero(), c32 = eff__vzero(), c33 = eff__vzero();
+    int64_t k = 0;
+    for (; k + EFF__VL <= K; k += EFF__VL) {
+        eff__vf v0 = eff__vload(w0 + k), v1 = eff__vload(w1 + k), v2 = eff__vload(w2 + k), v3 = eff__vload(w3 + k), xv;
+        EFF__PREFETCH(w0 + pf + k); EFF__PREFETCH(w1 + pf + k); EFF__PREFETCH(w2 + pf + k); EFF__PREFETCH(w3 + pf + k);
+        EFF__IN_REGS4(v0, v1, v2, v3);
+        xv = eff__vload(x + k);
+        c00 = eff__vfma(xv, v0, c00); c01 = eff__vfma(xv, v1, c01); c02 = eff__vfma(xv, v2, c02); c03 = eff__vfma(xv, v3, c03);
+        xv = eff__vload(x1 + k);
+        c10 = eff__vfma(xv, v0, c10); c11 = eff__vfma(xv, v1, c11); c12 = eff__vfma(xv, v2, c12); c13 = eff__vfma(xv, v3, c13);
+        xv = eff__vload(x2 + k);
+        c20 = eff__vfma(xv, v0, c20); c21 = eff__vfma(xv, v1, c21); c22 = eff__vfma(xv, v2, c22); c23 = eff__vfma(xv, v3, c23);
+        xv = eff__vload(x3 + k);
+        c30 = eff__vfma(xv, v0, c30); c31 = eff__vfma(xv, v1, c31); c32 = eff__vfma(xv, v2, c32); c33 = eff__vfma(xv, v3, c33);
+    }
+    EFF__GEMV_ROW(0, c00, c01, c02, c03);
+    EFF__GEMV_ROW(1, c10, c11, c12, c13);
+    EFF__GEMV_ROW(2, c20, c21, c22, c23);
+    EFF__GEMV_ROW(3, c30, c31, c32, c33);
+}
+#undef EFF__GEMV_ROW
 
 /* Small M (decode, GEMV): no packing; each B row/column is read once for all M rows. */
 static void eff__sgemm_small_m(int nt, int transA, int transB, int64_t M, int64_t N, int64_t K, float alpha,
@@ -1875,9 +1954,11 @@ static void eff__sgemm_small_m(int nt, int transA, int transB, int64_t M, int64_
             for (b = 0; b < 4; b++) w[b] = B + (j0 + (b < nj ? b : 0)) * ldb;
             while (i0 < M) {
                 int64_t mi = M - i0 >= 4 ? 4 : M - i0 >= 2 ? 2 : 1, a;
-                if (mi == 4) eff__gemv_4x4(K, Arows + i0 * K, w, out);
-                else if (mi == 2) eff__gemv_2x4(K, Arows + i0 * K, w, out);
-                else eff__gemv_1x4(K, Arows + i0 * K, w, out);
+                /* the first pass over these rows prefetches the next 4 rows */
+                int64_t pf = i0 == 0 && jb + 1 < nblk ? 4 * ldb : 0;
+                if (mi == 4) eff__gemv_4x4(K, Arows + i0 * K, w, pf, out);
+                else if (mi == 2) eff__gemv_2x4(K, Arows + i0 * K, w, pf, out);
+                else eff__gemv_1x4(K, Arows + i0 * K, w, pf, out);
                 for (a = 0; a < mi; a++)
                     for (b = 0; b < nj; b++) {
                         float *c = C + (i0 + a) * ldc + j0 + b;

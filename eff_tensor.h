@@ -134,6 +134,8 @@ EFFDEF void       eff_ctx_set_n_threads(eff_ctx *ctx, int n);
 EFFDEF eff_rng   *eff_ctx_rng(eff_ctx *ctx);
 EFFDEF const char *eff_ctx_last_error(const eff_ctx *ctx);
 EFFDEF eff_status  eff_ctx_last_status(const eff_ctx *ctx);   /* status of the last error (EFF_OK after a clear) */
+/* Seconds from a monotonic clock (the wall clock where there is none): for timings. */
+EFFDEF double      eff_time_seconds(void);
 EFFDEF void       eff_ctx_clear_error(eff_ctx *ctx);
 /* Records status + message (printf-style) as the last error, logs it, returns status. */
 EFFDEF eff_status eff_ctx_error(eff_ctx *ctx, eff_status s, const char *fmt, ...)
@@ -1013,6 +1015,7 @@ EFFDEF void eff_ctx_set_n_threads(eff_ctx *ctx, int n) {
 EFFDEF eff_rng *eff_ctx_rng(eff_ctx *ctx) { return ctx ? &ctx->rng : NULL; }
 EFFDEF const char *eff_ctx_last_error(const eff_ctx *ctx) { return ctx ? ctx->last_error : "no context"; }
 EFFDEF eff_status eff_ctx_last_status(const eff_ctx *ctx) { return ctx ? ctx->last_status : EFF_ERR_INVALID_ARG; }
+EFFDEF double eff_time_seconds(void) { return eff__now(); }
 EFFDEF void eff_ctx_clear_error(eff_ctx *ctx) { if (ctx) { ctx->last_error[0] = 0; ctx->last_status = EFF_OK; } }
 
 static void eff__vlog(eff_ctx *ctx, int level, const char *fmt, va_list ap) {

@@ -5,7 +5,6 @@
    is weight bytes / time compared with what a plain streaming read achieves. The
    working set cycles through several copies of W totalling well over the L3
    (32 MiB here), so every call reads W from DRAM, not from cache. */
-#define _POSIX_C_SOURCE 199309L   /* clock_gettime under -std=c99 */
 #define EFF_IMPLEMENTATION
 #include "eff_quant.h"
 #include "bench_util.h"

@@ -11,7 +11,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 #ifdef _OPENMP
 #include <omp.h>
 #endif
@@ -26,15 +25,7 @@
 #define BENCH_UNUSED
 #endif
 
-BENCH_UNUSED static double bench_now(void) {
-#ifdef CLOCK_MONOTONIC
-    struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
-#else
-    return eff__now();   /* strict -std=c99 without _POSIX_C_SOURCE (and no omp.h) hides clock_gettime */
-#endif
-}
+BENCH_UNUSED static double bench_now(void) { return eff_time_seconds(); }
 
 BENCH_UNUSED static void bench_cpu_model(char *buf, size_t n) {
     FILE *f = fopen("/proc/cpuinfo", "r");

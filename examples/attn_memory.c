@@ -5,17 +5,9 @@
    attention (elu + 1 features) changes the math so cost grows linearly. Each row is one
    causal forward pass, 4 heads of d = 64; peak bytes are what the context's allocator
    handed out during the call (eff_ctx_bytes_peak). */
-#define _POSIX_C_SOURCE 200809L
 #define EFF_IMPLEMENTATION
 #include "eff_attn.h"
 #include <stdio.h>
-#include <time.h>
-
-static double now(void) {
-    struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
-}
 
 enum { NAIVE, FLASH, LINEAR };
 
@@ -40,11 +32,11 @@ static double run(eff_ctx *ctx, int kind, int64_t T, size_t *peak) {
     for (r = 0; r < 2; r++) {
         double t0;
         eff_ctx_reset_peak(ctx);
-        t0 = now();
+        t0 = eff_time_seconds();
         if (kind == NAIVE) eff_attn_naive_forward(ctx, &O, &L, &Q, &K, &V, &op);
         else if (kind == FLASH) eff_attn_flash_forward(ctx, &O, &L, &Q, &K, &V, &op);
         else eff_attn_linear_forward(ctx, &O, &Q, &K, &V, 1);
-        t0 = now() - t0;
+        t0 = eff_time_seconds() - t0;
         if (t0 < best) best = t0;
         if (eff_ctx_bytes_peak(ctx) - base > *peak) *peak = eff_ctx_bytes_peak(ctx) - base;
     }

@@ -6,7 +6,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #if defined(__GNUC__) || defined(__clang__)
 #define DEMO_FN static __attribute__((unused))
@@ -14,11 +13,7 @@
 #define DEMO_FN static
 #endif
 
-DEMO_FN double demo_now(void) {
-    struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
-}
+DEMO_FN double demo_now(void) { return eff_time_seconds(); }
 
 /* Sentences "<subject> <verb> <object> <place>." from fixed word lists; style 0 and 1
    are two grammars with disjoint words (train_demo pre-trains on one, fine-tunes on the other). */

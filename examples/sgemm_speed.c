@@ -9,13 +9,6 @@
 #include "eff_tensor.h"
 #include <stdio.h>
 #include <stdlib.h>
-#include <time.h>
-
-static double now(void) {
-    struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
-}
 
 /* i-k-j: the innermost loop walks rows of B and C contiguously. */
 static void gemm_ikj(int64_t n, const float *A, const float *B, float *C) {
@@ -45,12 +38,12 @@ int main(void) {
         if (!A || !B || !C) return 1;
         eff_rng_fill_uniform(eff_ctx_rng(ctx), A, n * n, -1.0f, 1.0f);
         eff_rng_fill_uniform(eff_ctx_rng(ctx), B, n * n, -1.0f, 1.0f);
-        t = now(); eff_sgemm_naive(0, 0, n, n, n, 1.0f, A, n, B, n, 0.0f, C, n); t_naive = now() - t;
-        t = now(); gemm_ikj(n, A, B, C); t_ikj = now() - t;
+        t = eff_time_seconds(); eff_sgemm_naive(0, 0, n, n, n, 1.0f, A, n, B, n, 0.0f, C, n); t_naive = eff_time_seconds() - t;
+        t = eff_time_seconds(); gemm_ikj(n, A, B, C); t_ikj = eff_time_seconds() - t;
         for (r = 0; r < 5; r++) {
-            t = now();
+            t = eff_time_seconds();
             if (eff_sgemm(ctx, 0, 0, n, n, n, 1.0f, A, n, B, n, 0.0f, C, n)) return 1;
-            t = now() - t;
+            t = eff_time_seconds() - t;
             if (t < t_eff) t_eff = t;
         }
         printf("%6lld | %12.2f | %12.2f | %12.1f | %8.0fx\n", (long long)n, flops / t_naive * 1e-9, flops / t_ikj * 1e-9,

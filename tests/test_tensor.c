@@ -272,6 +272,14 @@ static void test_context(void) {
     s = eff_ctx_create(&o, &c);
     EFF_CHECK(s == EFF_OK && c, "eff_ctx_create with a counting allocator");
     if (!c) return;
+    {   /* the clock every timing in the suite uses */
+        double t0 = eff_time_seconds(), t1;
+        volatile double sink = 0.0;
+        int i;
+        for (i = 0; i < 100000; i++) sink += (double)i;
+        t1 = eff_time_seconds();
+        EFF_CHECK(t0 > 0.0 && t1 >= t0 && t1 - t0 < 60.0, "eff_time_seconds is monotonic (%.3g s elapsed)", t1 - t0);
+    }
     EFF_CHECK(ca.n_alloc == 1, "the context itself comes from the user allocator (%lld calls)", (long long)ca.n_alloc);
     EFF_CHECK(eff_ctx_n_threads(c) == 1, "n_threads = 1 as asked");
     EFF_CHECK(eff_ctx_bytes_in_use(c) == 0, "no bytes in use at start");

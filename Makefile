@@ -4,7 +4,7 @@
 #   make            build the examples
 #   make demo       run the demo programs (the main job)
 #   make test       build and run every test (+ MPI tests, CUDA compile check when available)
-#   make bench      run the benchmarks (prints tables)
+#   make bench      run the benchmarks (prints tables; bench-mpi: bench_comm under mpirun -np 2)
 #   make asan       tests under AddressSanitizer + UndefinedBehaviorSanitizer
 #   make cuda       nvcc compile of cuda/*.cu for sm_80 and sm_90, warnings as errors
 #   make install PREFIX=/usr/local
@@ -46,7 +46,7 @@ BENCHES  := $(patsubst bench/%.c,$(BUILD)/bench/%,$(BENCH_SRC))
 # The demo: programs run in this order by `make demo` (each prints what it shows).
 DEMOS ?= tensor_mlp sgemm_speed quant_table model_demo train_demo spec_demo
 
-.PHONY: all examples build-all demo test test-unit test-contract test-mpi test-cuda bench asan cuda install clean
+.PHONY: all examples build-all demo test test-unit test-contract test-mpi test-cuda bench bench-mpi asan cuda install clean
 all: examples
 examples: $(EXAMPLES)
 build-all: $(TESTS) $(EXAMPLES) $(BENCHES)
@@ -128,22 +128,42 @@ endif
 
 # ---- CUDA (compile and link check; running needs a GPU) -----------------------
 NVCCFLAGS = -std=c++17 -O2 -I. -Werror all-warnings -Xcompiler -Wall,-Wextra,-Werror -DEFF_CUDA -Itests
+# NCCL (cuda/eff_nccl.cu, tests/test_nccl.cu) when nccl.h sits with the CUDA headers; with
+# OpenMPI also the MPI bootstrap (eff_comm_nccl_create_mpi) and test_nccl_mpi
+NCCL_H    := $(if $(NVCC),$(wildcard $(dir $(NVCC))../include/nccl.h),)
+NCCLFLAGS := $(if $(NCCL_H),-DEFF_NCCL,)
+MPI_INC   := $(if $(and $(NCCL_H),$(MPICC)),$(shell $(MPICC) --showme:compile 2>/dev/null),)
+MPI_LINK  := $(if $(MPI_INC),$(shell $(MPICC) --showme:link 2>/dev/null),)
+CUDA_LIBS  = -lcublas $(if $(NCCL_H),-lnccl,) $(if $(OPENMP),-Xcompiler -fopenmp,) -lm
 cuda:
 ifneq ($(NVCC),)
-	@mkdir -p $(BUILD)/cuda
+	@mkdir -p $(BUILD)/cuda/mpi
 	@# the C implementation of the headers, built by the C compiler, linked with the .cu objects
 	@printf '#define EFF_IMPLEMENTATION\n' > $(BUILD)/cuda/eff_impl.c
 	@for h in $(HEADERS); do printf '#include "%s"\n' $$h >> $(BUILD)/cuda/eff_impl.c; done
 	$(CC) -std=c99 -O2 $(ARCH) $(OPENMP) $(WARN) -DEFF_CUDA -I. -c $(BUILD)/cuda/eff_impl.c -o $(BUILD)/cuda/eff_impl.o
+	$(if $(MPI_LINK),$(MPICC) -std=c99 -O2 $(ARCH) $(OPENMP) $(WARN) -DEFF_CUDA -DEFF_MPI -I. -c $(BUILD)/cuda/eff_impl.c -o $(BUILD)/cuda/mpi/eff_impl.o,)
 	@set -e; for arch in sm_80 sm_90; do \
 	  for f in $(CUDA_SRC); do \
 	    echo "nvcc -arch=$$arch $$f"; \
-	    $(NVCC) $(NVCCFLAGS) -arch=$$arch -c $$f -o $(BUILD)/cuda/$$(basename $$f .cu)_$$arch.o; \
+	    $(NVCC) $(NVCCFLAGS) $(NCCLFLAGS) -arch=$$arch -c $$f -o $(BUILD)/cuda/$$(basename $$f .cu)_$$arch.o; \
 	  done; \
 	  $(NVCC) $(NVCCFLAGS) -arch=$$arch tests/test_cuda.cu $(BUILD)/cuda/*_$$arch.o $(BUILD)/cuda/eff_impl.o \
-	    -o $(BUILD)/cuda/test_cuda_$$arch -lcublas $(if $(OPENMP),-Xcompiler -fopenmp,) -lm; \
+	    -o $(BUILD)/cuda/test_cuda_$$arch $(CUDA_LIBS); \
+	  if [ -n "$(NCCL_H)" ]; then \
+	    echo "nvcc -arch=$$arch tests/test_nccl.cu"; \
+	    $(NVCC) $(NVCCFLAGS) $(NCCLFLAGS) -arch=$$arch tests/test_nccl.cu $(BUILD)/cuda/*_$$arch.o $(BUILD)/cuda/eff_impl.o \
+	      -o $(BUILD)/cuda/test_nccl_$$arch $(CUDA_LIBS); \
+	  fi; \
+	  if [ -n "$(MPI_LINK)" ]; then \
+	    echo "nvcc -arch=$$arch -DEFF_MPI cuda/eff_nccl.cu tests/test_nccl.cu"; \
+	    $(NVCC) $(NVCCFLAGS) $(NCCLFLAGS) -DEFF_MPI $(MPI_INC) -arch=$$arch -c cuda/eff_nccl.cu -o $(BUILD)/cuda/mpi/eff_nccl_$$arch.o; \
+	    $(NVCC) $(NVCCFLAGS) $(NCCLFLAGS) -DEFF_MPI $(MPI_INC) -arch=$$arch tests/test_nccl.cu $(BUILD)/cuda/mpi/eff_nccl_$$arch.o \
+	      $$(ls $(BUILD)/cuda/*_$$arch.o | grep -v '/eff_nccl_') $(BUILD)/cuda/mpi/eff_impl.o \
+	      -o $(BUILD)/cuda/test_nccl_mpi_$$arch $(CUDA_LIBS) $(MPI_LINK); \
+	  fi; \
 	done
-	@echo "cuda: compiled and linked for sm_80 and sm_90 (run $(BUILD)/cuda/test_cuda_sm_80 on a GPU)"
+	@echo "cuda: compiled and linked for sm_80 and sm_90 (on a GPU run $(BUILD)/cuda/test_cuda_sm_80$(if $(NCCL_H), and $(BUILD)/cuda/test_nccl_sm_80$(if $(MPI_LINK), or mpirun -np N $(BUILD)/cuda/test_nccl_mpi_sm_80,),))"
 else
 	@echo "cuda: skipped (nvcc not found)"
 endif
@@ -151,6 +171,17 @@ endif
 # ---- benchmarks, sanitizers, install -----------------------------------------
 bench: $(BENCHES)
 	@set -e; for b in $(BENCHES); do echo; ./$$b; done
+	@$(MAKE) --no-print-directory bench-mpi
+
+# bench_comm built with EFF_MPI under mpirun: eff's MPI backend next to raw MPI collectives
+bench-mpi:
+ifneq ($(and $(MPICC),$(MPIRUN)),)
+	@mkdir -p $(BUILD)/bench
+	$(MPICC) -DEFF_MPI $(BENCH_CFLAGS) -DEFF_BENCH_FLAGS='"$(BENCH_CFLAGS) -DEFF_MPI"' bench/bench_comm.c -o $(BUILD)/bench/bench_comm_mpi $(BENCH_LIBS)
+	@echo; OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 $(MPIRUN) $(MPIRUN_FLAGS) -np 2 $(BUILD)/bench/bench_comm_mpi
+else
+	@echo "bench-mpi: skipped (mpicc/mpirun not found)"
+endif
 
 ASAN_FLAGS = -std=c99 -O1 -g -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=undefined $(ARCH) $(WARN) -I. -Itests
 asan:

@@ -1,11 +1,13 @@
-/* eff_parallel.h - v0.1 - training parallelism for eff: a communicator with
+/* eff_parallel.h - v0.2 - training parallelism for eff: a communicator with
    collectives on three backends, data parallel with bucketing, ZeRO-1/2/3,
    Megatron tensor + sequence parallel layers, pipeline schedules and an
-   executor.   Public domain / MIT.
+   executor, ring and striped attention, expert parallelism, and a memory /
+   communication estimator.   Public domain / MIT.
 
    Every algorithm here is written once against eff_comm, so the same program
    runs on N threads of one process (the "local" backend: tests, teaching, a
-   laptop), on MPI processes (EFF_MPI) and, later, on NCCL (EFF_NCCL, cuda/).
+   laptop), on MPI processes (EFF_MPI) and on GPUs through NCCL (EFF_NCCL,
+   cuda/eff_nccl.cu).
    The header knows nothing of the model: ZeRO works on flat parameter buffers
    with eff_adamw_step, tensor-parallel layers are functions over tensors, and
    the pipeline executor calls stage callbacks.
@@ -35,7 +37,7 @@
    THE COMMUNICATOR (eff_comm)
      - rank/size, split(color, key) into sub-communicators (TP x PP x DP grids),
        barrier, broadcast, reduce, all-reduce, reduce-scatter, all-gather,
-       all-to-all, eager send / tag-matched recv, for f32, bf16, f16 and i32
+       all-to-all, eager send / tag-matched recv / sendrecv, for f32, bf16, f16 and i32
        buffers and the reductions sum, avg, max, min. bf16/f16 accumulate in f32
        (local backend: one rounding per element; MPI: see below).
      - Every call returns eff_status. A wait longer than the communicator's
@@ -79,7 +81,27 @@
      round partial results back to 16 bits between steps. Sends are buffered
      (copied, then MPI_Isend), like the local backend's eager sends.
 
-   NCCL BACKEND (EFF_NCCL, cuda/): plugs in through eff_comm_backend.
+   NCCL BACKEND (EFF_NCCL; cuda/eff_nccl.cu, link -lnccl -lcudart)
+     One rank per GPU. Bootstrap: rank 0's ncclGetUniqueId reaches the others
+     through MPI_Bcast (eff_comm_nccl_create_mpi), a file (eff_comm_nccl_create_file),
+     any other eff_comm (eff_comm_nccl_create_over: local threads in the tests)
+     or the caller (eff_comm_nccl_create_id). Communicators are non-blocking
+     (ncclConfig_t.blocking = 0): every NCCL call, the init included, is polled
+     with ncclCommGetAsyncError against the timeout, and ncclCommAbort ends a
+     communicator whose peer died, so nothing hangs. Buffers in device (or
+     managed) memory are stream-ordered on the communicator's CUDA stream: a call
+     returns once enqueued, eff_comm_nccl_synchronize waits (with the timeout);
+     opts.blocking waits in every call. Host buffers are staged through device
+     memory and complete before the call returns, so the algorithms below run
+     unchanged on host data. eff_comm_sendrecv is one NCCL group (ring shifts
+     and exchanges, as ring attention does them). A plain send is eager in
+     stream order (the data is copied) and goes out with this rank's next recv
+     (all pending sends and the recv in one group) or before its next
+     collective: a peer must receive before its own next collective, and rings
+     with several plain sends in flight need sendrecv. Messages match in order
+     per peer (NCCL has no tags). bf16/f16 reduce in NCCL's native precision.
+     Split is ncclCommSplit. opts.check_calls adds the argument agreement of the
+     other backends (one small all-reduce and a host sync per call).
 
    ON TOP OF THE COMMUNICATOR (each section below has its own comment)
      eff_dp_all_reduce_grads    DDP: gradient buffers averaged in size-capped
@@ -89,7 +111,12 @@
                                 sharded AdamW state, reduce-scattered gradients,
                                 parameters gathered per layer and freed; f32 or
                                 bf16 + fp32 master; memory = the paper's formulas
-                                (eff_zero_memory_estimate); sharded checkpoints
+                                (eff_zero_memory_estimate); sharded checkpoints;
+                                global-norm clipping
+     eff_dp_optim_*             data-parallel AdamW for model replicas: a list of
+                                parameter / gradient tensors, gradients averaged,
+                                clipped, updated at ZeRO stage 0-3 (examples/
+                                train.c --ranks N --zero k)
      eff_tp_*, eff_sp_*         Megatron column/row-parallel linear with the f/g
                                 operators, parallel MLP (GeLU, SwiGLU), vocab-
                                 parallel embedding and cross-entropy, sequence-
@@ -101,14 +128,28 @@
                                 stage action lists, simulated into a timetable
                                 (bubble, peak in-flight), printed, validated, and
                                 run over a communicator with stage callbacks
+     eff_ring_attn_*            ring attention (contiguous sequence shards) and
+                                striped attention (token t on rank t mod n): K/V
+                                blocks rotate around the ranks, partials merged by
+                                (O, lse); forward and backward (dK/dV travel with
+                                their block and return home)
+     eff_est_*                  per-rank memory (ZeRO stages, Korthikanti et al.'s
+                                activation formulas with TP/SP/recompute, pipeline
+                                in-flight micro-batches) and bytes sent per step by
+                                DP, ZeRO, TP(+SP), PP and ring attention;
+                                examples/parallel_estimate.c prints the papers' tables
      The DP/ZeRO/TP/PP functions are collective over the communicator they get;
      build TP x PP x DP grids with eff_comm_split. examples/parallel_pipeline.c
-     prints the four pipeline timetables; tests/test_parallel.c has a tiny MLP
-     trained with DP and ZeRO, TP layers and a pipelined layer stack.
+     prints the four pipeline timetables, examples/parallel_estimate.c the memory
+     and communication estimates; tests/test_parallel.c has a tiny MLP trained
+     with DP and ZeRO, TP layers, a pipelined layer stack, ring attention and the
+     tiny Llama of eff_model.h trained data-parallel; bench/bench_comm.c measures
+     bus bandwidth.
 
    DEFINES
      EFF_PARALLEL_IMPLEMENTATION / EFF_IMPLEMENTATION   emit the definitions
      EFF_MPI             compile the MPI backend (include mpi.h; build with mpicc)
+     EFF_NCCL            declare the NCCL backend (cuda/eff_nccl.cu defines it)
      EFF_STATIC, EFF_MALLOC/EFF_REALLOC/EFF_FREE         as in eff_tensor.h
 
    LINKING
@@ -116,11 +157,16 @@
      link with -pthread.
 
    NOT YET
-     Ring/striped attention (needs eff_attn.h's (O, lse) merge), activation-
-     memory and communication estimators, recomputation in the pipeline
-     executor, asynchronous (overlapped) buckets.
+     Recomputation in the pipeline executor, asynchronous (overlapped) buckets,
+     overlap of ring attention's K/V transfer with its compute (each step's
+     sendrecv completes before the block is computed), a per-layer gather hook
+     in eff_model.h so that eff_dp_optim's ZeRO-2/3 also shrink the replicas.
 
    VERSIONS
+     0.2  NCCL backend (cuda/eff_nccl.cu), eff_comm_sendrecv, ring and striped
+          attention (forward + backward), the estimator, eff_dp_optim, ZeRO
+          gradient clipping and lr control; a recv no longer takes two queued
+          messages when it wakes from a sleep (local backend).
      0.1  communicator (local + MPI backends), collectives, DP, ZeRO-1/2/3,
           tensor + sequence parallel layers, pipeline schedules and executor,
           expert-parallel dispatch/combine.
@@ -128,9 +174,15 @@
 #ifndef EFF_PARALLEL_H
 #define EFF_PARALLEL_H
 
-#include "eff_tensor.h"
+#include "eff_attn.h"
 
 #ifdef EFF_MPI
+#if defined(__cplusplus) && !defined(OMPI_SKIP_MPICXX)
+#define OMPI_SKIP_MPICXX 1      /* eff uses MPI's C API; the deprecated C++ bindings warn under -Wextra */
+#endif
+#if defined(__cplusplus) && !defined(MPICH_SKIP_MPICXX)
+#define MPICH_SKIP_MPICXX 1
+#endif
 #include <mpi.h>
 #endif
 
@@ -179,6 +231,41 @@ EFFDEF eff_status eff_comm_local_run_opts(int n, eff_comm_rank_fn fn, void *arg,
 EFFDEF eff_status eff_comm_mpi_create(eff_ctx *ctx, MPI_Comm mpi_comm, eff_comm **out);
 #endif
 
+#ifdef EFF_NCCL
+/* NCCL backend (cuda/eff_nccl.cu): one rank per GPU; see "NCCL BACKEND" above. */
+enum { EFF_NCCL_ID_BYTES = 128 };   /* sizeof(ncclUniqueId) */
+typedef struct eff_comm_nccl_opts {
+    int has_device;     /* 0: device = rank % (devices visible to this process) */
+    int device;         /* CUDA device of this rank when has_device */
+    void *stream;       /* cudaStream_t for every operation; NULL: the communicator creates one */
+    double timeout;     /* seconds, for the init and every wait; 0: 30 */
+    int blocking;       /* 1: every call waits for completion (device buffers too) */
+    int check_calls;    /* 1: ranks check that they make the same call (an all-reduce + sync per call) */
+} eff_comm_nccl_opts;
+/* A fresh ncclUniqueId (call on one rank, give the bytes to every rank). */
+EFFDEF eff_status eff_comm_nccl_unique_id(eff_ctx *ctx, unsigned char id[EFF_NCCL_ID_BYTES]);
+/* Rank `rank` of `size` joins the communicator of id. Collective over the size ranks. */
+EFFDEF eff_status eff_comm_nccl_create_id(eff_ctx *ctx, const unsigned char id[EFF_NCCL_ID_BYTES], int rank, int size,
+                                          const eff_comm_nccl_opts *opts, eff_comm **out);
+/* Bootstrap through another communicator (local threads, MPI): its rank 0 makes the id
+   and broadcasts it; rank and size are boot's. The new communicator uses boot's context. */
+EFFDEF eff_status eff_comm_nccl_create_over(eff_comm *boot, const eff_comm_nccl_opts *opts, eff_comm **out);
+/* Bootstrap through a file every rank can read (a shared file system): rank 0 writes the
+   id to path atomically, the others poll for it (up to the timeout); rank 0 removes it once
+   every rank has joined. Use a fresh path per job: a stale file from a failed run would be read. */
+EFFDEF eff_status eff_comm_nccl_create_file(eff_ctx *ctx, const char *path, int rank, int size, const eff_comm_nccl_opts *opts,
+                                            eff_comm **out);
+#ifdef EFF_MPI
+/* Rank 0 of mpi_comm calls ncclGetUniqueId and MPI_Bcast's it; ranks as in mpi_comm. */
+EFFDEF eff_status eff_comm_nccl_create_mpi(eff_ctx *ctx, MPI_Comm mpi_comm, const eff_comm_nccl_opts *opts, eff_comm **out);
+#endif
+/* Waits for every operation enqueued on c (pending sends are issued first), polling the
+   communicator's asynchronous error; aborts it on error or timeout. */
+EFFDEF eff_status eff_comm_nccl_synchronize(eff_comm *c);
+/* The cudaStream_t of c (as void *), or NULL if c is not an NCCL communicator. */
+EFFDEF void      *eff_comm_nccl_stream(const eff_comm *c);
+#endif
+
 EFFDEF int         eff_comm_rank(const eff_comm *c);          /* -1 for NULL */
 EFFDEF int         eff_comm_size(const eff_comm *c);          /* 0 for NULL */
 EFFDEF eff_ctx    *eff_comm_ctx(const eff_comm *c);
@@ -212,6 +299,13 @@ EFFDEF eff_status eff_comm_all_to_all(eff_comm *c, const void *send, void *recv,
    oldest message from peer with this tag; count and dtype must equal the sender's. */
 EFFDEF eff_status eff_comm_send(eff_comm *c, const void *buf, int64_t count, int dtype, int peer, int tag);
 EFFDEF eff_status eff_comm_recv(eff_comm *c, void *buf, int64_t count, int dtype, int peer, int tag);
+/* send[send_count] to dest and recv[recv_count] from src in one step: a ring shift
+   (dest = rank+1, src = rank-1) or a pairwise exchange (dest = src). The messages match
+   the peers' send / recv / sendrecv like the separate calls. On NCCL the two go out as one
+   group, which rings need (there, separate sends wait for the next recv and go with it);
+   the other backends send (eagerly), then receive. send and recv must not overlap. */
+EFFDEF eff_status eff_comm_sendrecv(eff_comm *c, const void *send, int64_t send_count, int dest, void *recv, int64_t recv_count,
+                                    int src, int dtype, int tag);
 
 /* Backend interface, for backends that live outside this header (NCCL in cuda/).
    The eff_comm_* wrappers validate every argument, then call these; a backend
@@ -232,6 +326,12 @@ typedef struct eff_comm_backend {
     eff_status (*split)(eff_comm *c, int color, int key, int new_rank, int new_size, const int *members, eff_comm **out);
     void (*abort)(eff_comm *c);     /* tell peers this rank failed (may be NULL) */
     void (*destroy)(eff_comm *c);   /* free impl (the handle itself is freed by the caller) */
+    /* copies bytes between buffers of this backend's memory (the size-1 cases of the
+       collectives); NULL: memmove */
+    eff_status (*copy)(eff_comm *c, void *dst, const void *src, size_t bytes);
+    /* NULL: send, then recv */
+    eff_status (*sendrecv)(eff_comm *c, const void *send, int64_t send_count, int dest, void *recv, int64_t recv_count, int src,
+                           int dtype, int tag);
 } eff_comm_backend;
 EFFDEF eff_status eff_comm_create_custom(eff_ctx *ctx, int rank, int size, const eff_comm_backend *be, void *impl,
                                          eff_comm **out);
@@ -287,6 +387,8 @@ typedef struct eff_zero_opts {
     int n_layers;                   /* 0: one layer holding every parameter */
     const int64_t *layer_counts;    /* [n_layers], summing to n_params */
     eff_adamw_opts adamw;           /* .step is ignored: the object counts steps */
+    float max_grad_norm;            /* > 0: clip the global L2 norm of the averaged gradients to
+                                       this (torch's clip_grad_norm_: x min(1, max / (norm + 1e-6))) */
 } eff_zero_opts;
 EFFDEF eff_status eff_zero_create(eff_comm *c, int64_t n_params, const eff_zero_opts *opts, eff_zero **out);
 EFFDEF void       eff_zero_destroy(eff_zero *z);
@@ -294,6 +396,10 @@ EFFDEF void       eff_zero_destroy(eff_zero *z);
 EFFDEF eff_status eff_zero_set_params(eff_zero *z, const float *params);
 /* The full parameters as f32 (stage 3 gathers them; collective). */
 EFFDEF eff_status eff_zero_get_params(eff_zero *z, float *params);
+/* The same with one pointer per layer (layers[l] holds count_l floats): a model whose
+   parameter tensors are the layers needs no flat copy. get: a NULL layers[l] is skipped. */
+EFFDEF eff_status eff_zero_set_params_v(eff_zero *z, const float *const *layers);
+EFFDEF eff_status eff_zero_get_params_v(eff_zero *z, float *const *layers);
 /* Layer l's parameters (count_l elements of param_dtype): a pointer into the
    replicated copy (stages 0-2), or an all-gathered copy (stage 3). */
 EFFDEF eff_status eff_zero_gather_layer(eff_zero *z, int layer, void **params);
@@ -308,12 +414,37 @@ EFFDEF eff_status eff_zero_grad_done(eff_zero *z, int layer);
    shard, all-gathers the parameters (stages 1-2) and zeroes the gradients. */
 EFFDEF eff_status eff_zero_step(eff_zero *z);
 EFFDEF int64_t    eff_zero_step_count(const eff_zero *z);
+/* The lr of the next steps (a schedule calls it before each step); 0 skips the update. */
+EFFDEF eff_status eff_zero_set_lr(eff_zero *z, float lr);
+/* Global L2 norm of the last step's averaged gradients (before clipping; computed only
+   with max_grad_norm > 0, else 0). */
+EFFDEF double     eff_zero_last_grad_norm(const eff_zero *z);
 /* Sharded checkpoint: rank r writes "<prefix>.rank<r>-of-<N>" atomically (its
    slice of parameters, master weights, m and v, a checksum). The format does not
    depend on the stage: a checkpoint loads at any stage with the same N, dtype
    and layer sizes. Loading checks every header field and the checksum. */
 EFFDEF eff_status eff_zero_save(eff_zero *z, const char *prefix);
 EFFDEF eff_status eff_zero_load(eff_zero *z, const char *prefix);
+
+/* Data-parallel AdamW over tensors that every rank holds (a model replica): after each
+   rank's backward has written its gradients into grads[i], eff_dp_optim_step averages
+   them over the ranks, clips the global norm, runs AdamW and writes the new values into
+   params[i] on every rank, then zeroes grads[i] (as a local optimizer step would).
+   Underneath is eff_zero with one layer per tensor, so stage 1-3 shard the AdamW state
+   (and at 2-3 the gradients and parameters) exactly as above; the replica's own tensors
+   stay the working copy for forward and backward. f32 tensors. Collective. */
+typedef struct eff_dp_optim eff_dp_optim;
+typedef struct eff_dp_optim_opts {
+    int zero_stage;             /* 0 (plain DP) .. 3 */
+    eff_adamw_opts adamw;       /* lr is replaced by each step's; .step ignored */
+    float max_grad_norm;        /* > 0: clip_grad_norm_ of the averaged gradients */
+} eff_dp_optim_opts;
+EFFDEF eff_status eff_dp_optim_create(eff_comm *c, int n, float *const *params, float *const *grads, const int64_t *counts,
+                                      const eff_dp_optim_opts *opts, eff_dp_optim **out);
+/* One update with learning rate lr (0 skips the update). Every rank passes the same lr. */
+EFFDEF eff_status eff_dp_optim_step(eff_dp_optim *o, float lr);
+EFFDEF eff_zero  *eff_dp_optim_zero(const eff_dp_optim *o);   /* the underlying ZeRO object (norms, checkpoints) */
+EFFDEF void       eff_dp_optim_destroy(eff_dp_optim *o);
 
 /* Model-state bytes per rank of ZeRO stage 0-3 (ZeRO paper section 5.1):
    params = P*psi, grads = G*psi, optim = K*psi, each divided by n_ranks where the
@@ -497,6 +628,87 @@ EFFDEF eff_status eff_ep_combine_forward(eff_comm *ep, int64_t n_experts, int64_
 EFFDEF eff_status eff_ep_combine_backward(eff_comm *ep, int64_t n_experts, int64_t cap, int k, const int32_t *slot, const float *gate,
                                           const float *cache, const eff_tensor *dy, eff_tensor *dexpert_out, float *dgate);
 
+/* ---------------------------------------------------------------------------
+   Ring attention (Liu, Zaharia & Abbeel 2023) and striped attention (Brandon et
+   al. 2023): the sequence of T = n * Tl tokens is split over the n ranks of a
+   sequence-parallel communicator; each rank keeps its queries and passes its K/V
+   block around the ring (send to rank+1, receive from rank-1), runs flash
+   attention on (its Q, the visiting K/V) and merges the partial (O, lse) with
+   eff_attn_merge. After n steps every query has seen every key exactly once, so
+   the result equals one rank's flash attention over the whole sequence.
+     EFF_RING_CONTIGUOUS  rank r holds tokens [r Tl, (r+1) Tl). Causal: block q is
+                          full for q < r, the usual causal diagonal for q = r and
+                          invisible for q > r (skipped), so rank n-1 works n times
+                          as long as rank 0.
+     EFF_RING_STRIPED     rank r holds tokens r, r+n, r+2n, ... Local query a is token
+                          a n + r, local key b of block q is b n + q, so causal means
+                          b <= a for q <= r and b < a for q > r: every block is a half
+                          triangle (causal offset 0 or -1) and the work is balanced.
+   Shapes (eff_attn.h's): Q [B, Hq, Tl, d], K [B, Hkv, Tl, d], V [B, Hkv, Tl, dv],
+   any float dtypes and outer strides; O [B, Hq, Tl, dv] and lse [B, Hq, Tl] f32.
+   Every rank passes the same shapes. Collective; n - 1 K/V transfers forward.
+   Backward circulates K/V with dK/dV accumulators (f32) that return to their owner
+   after n hops; it needs the forward's O and lse (the global ones). dQ, dK, dV (=).
+   --------------------------------------------------------------------------- */
+enum { EFF_RING_CONTIGUOUS = 0, EFF_RING_STRIPED = 1 };
+typedef struct eff_ring_attn_opts {
+    int layout;         /* EFF_RING_CONTIGUOUS (default) or EFF_RING_STRIPED */
+    int causal;
+    double scale;       /* 0: 1/sqrt(d) */
+} eff_ring_attn_opts;
+EFFDEF eff_status eff_ring_attn_forward(eff_comm *c, eff_tensor *O, eff_tensor *lse, const eff_tensor *Q, const eff_tensor *K,
+                                        const eff_tensor *V, const eff_ring_attn_opts *opts);
+EFFDEF eff_status eff_ring_attn_backward(eff_comm *c, eff_tensor *dQ, eff_tensor *dK, eff_tensor *dV, const eff_tensor *dO,
+                                         const eff_tensor *Q, const eff_tensor *K, const eff_tensor *V, const eff_tensor *O,
+                                         const eff_tensor *lse, const eff_ring_attn_opts *opts);
+/* This rank's tokens of a full [B, H, T, d] tensor (dim 2 split by layout; T divisible
+   by the size): local (=) [B, H, T/n, d]. Not collective. */
+EFFDEF eff_status eff_ring_attn_shard(eff_comm *c, eff_tensor *local, const eff_tensor *full, int layout);
+/* The inverse: every rank's tokens gathered into full (=) on every rank. Collective. */
+EFFDEF eff_status eff_ring_attn_unshard(eff_comm *c, eff_tensor *full, const eff_tensor *local, int layout);
+
+/* ---------------------------------------------------------------------------
+   Estimator: memory per rank and bytes each rank sends per training step, for a
+   GPT-style transformer in Megatron's notation (L layers, hidden h, a heads,
+   sequence s, micro-batch b, vocabulary V) on a dp x tp x pp grid (x cp ranks of
+   ring attention). Collectives are costed as ring algorithms: an all-reduce of S
+   bytes sends 2 (n-1)/n S per rank, a reduce-scatter or all-gather (n-1)/n S.
+   --------------------------------------------------------------------------- */
+enum { EFF_RECOMPUTE_NONE = 0, EFF_RECOMPUTE_SELECTIVE = 1, EFF_RECOMPUTE_FULL = 2 };
+/* Activation bytes of one layer for one micro-batch (Korthikanti et al. 2022, Table 2;
+   16-bit activations and 1-byte dropout masks), on one of t tensor-parallel ranks:
+     no parallelism        s b h (34 + 5 a s / h)
+     TP                    s b h (10 + 24/t + 5 a s / (h t))
+     TP + SP               s b h (34/t + 5 a s / (h t))
+     selective recompute   drops the 5 a s / h term (FlashAttention stores the same)
+     full recompute        2 s b h (only the layer input is kept)
+   t = 1 is the no-parallelism row. Returns -1 for invalid arguments. */
+EFFDEF double eff_est_activation_bytes(double s, double b, double h, double a, int t, int sp, int recompute);
+typedef struct eff_est_config {
+    double n_params;            /* psi; 0: 12 L h^2 (1 + 13/(12 h) + (V + s)/(12 L h)) (Narayanan et al. 2021) */
+    int64_t n_layers, hidden, heads, seq, micro_batch, vocab;
+    int64_t n_micro;            /* micro-batches per step (gradient accumulation / pipeline); 0: 1 */
+    int dp, tp, pp, cp;         /* data, tensor, pipeline, context (ring attention) degrees; 0: 1 */
+    int sp;                     /* sequence parallelism in the TP regions */
+    int zero_stage;             /* 0..3 over the dp ranks */
+    int recompute;              /* EFF_RECOMPUTE_* */
+    int gpipe;                  /* 1: GPipe keeps all n_micro micro-batches; 0: 1F1B keeps min(pp, n_micro) */
+    double param_bytes, grad_bytes, optim_bytes;   /* per parameter; 0: 2, 2, 12 (mixed-precision Adam) */
+} eff_est_config;
+typedef struct eff_est_result {
+    double n_params;            /* psi used */
+    double params, grads, optim;/* model-state bytes per rank: psi / (tp pp), sharded over dp by ZeRO */
+    double act_layer;           /* activation bytes per layer and micro-batch on one rank (s / cp tokens) */
+    double act;                 /* activation bytes at the peak: act_layer x L/pp layers x micro-batches in flight */
+    double total;               /* params + grads + optim + act */
+    double comm_dp;             /* gradient all-reduce, or ZeRO's reduce-scatter + all-gathers (stage 3: per micro-batch) */
+    double comm_tp;             /* 4 all-reduces of s b h per layer and micro-batch (SP: 4 all-gathers + 4 reduce-scatters) */
+    double comm_pp;             /* activations forward, gradients backward, per micro-batch (SP: sharded by t) */
+    double comm_cp;             /* ring attention: K/V hops forward and backward, dK/dV hops backward */
+    double comm_total;
+} eff_est_result;
+EFFDEF eff_status eff_est_run(const eff_est_config *cfg, eff_est_result *out);
+
 #ifdef __cplusplus
 }
 #endif
@@ -603,6 +815,14 @@ static eff_status eff__comm_fail(eff_comm *c, eff_status s) {
     return s;
 }
 
+/* The size-1 collectives copy through the backend (device memory for NCCL). */
+static eff_status eff__comm_copy(eff_comm *c, void *dst, const void *src, size_t nb) {
+    if (nb == 0 || dst == src) return EFF_OK;
+    if (c->be->copy) return c->be->copy(c, dst, src, nb);
+    memmove(dst, src, nb);
+    return EFF_OK;
+}
+
 /* Checks shared by every collective (buffers are checked by each caller). */
 static eff_status eff__comm_check(eff_comm *c, const char *fn, int64_t count, const char *count_name, int dtype,
                                   int op, int root) {
@@ -652,7 +872,7 @@ EFFDEF eff_status eff_comm_reduce(eff_comm *c, const void *send, void *recv, int
         s = eff_ctx_error(c->ctx, EFF_ERR_INVALID_ARG, "%s: argument 'recv' is NULL on the root", fn);
     if (s == EFF_OK) {
         if (c->size > 1) s = c->be->reduce(c, send, recv, count, dtype, op, root);
-        else if (count > 0 && send != recv) memmove(recv, send, (size_t)count * eff__comm_esize(dtype));
+        else if (count > 0) s = eff__comm_copy(c, recv, send, (size_t)count * eff__comm_esize(dtype));
     }
     return eff__comm_fail(c, s);
 }
@@ -688,7 +908,7 @@ EFFDEF eff_status eff_comm_reduce_scatter(eff_comm *c, const void *send, void *r
     }
     if (s == EFF_OK) {
         if (c->size > 1) s = c->be->reduce_scatter(c, send, recv, recv_count, dtype, op);
-        else if (recv_count > 0 && send != recv) memcpy(recv, send, (size_t)recv_count * eff__comm_esize(dtype));
+        else if (recv_count > 0) s = eff__comm_copy(c, recv, send, (size_t)recv_count * eff__comm_esize(dtype));
     }
     return eff__comm_fail(c, s);
 }
@@ -709,7 +929,7 @@ EFFDEF eff_status eff_comm_all_gather(eff_comm *c, const void *send, void *recv,
     }
     if (s == EFF_OK) {
         if (c->size > 1) s = c->be->all_gather(c, send, recv, send_count, dtype);
-        else if (send_count > 0 && send != recv) memcpy(recv, send, (size_t)send_count * eff__comm_esize(dtype));
+        else if (send_count > 0) s = eff__comm_copy(c, recv, send, (size_t)send_count * eff__comm_esize(dtype));
     }
     return eff__comm_fail(c, s);
 }
@@ -728,7 +948,7 @@ EFFDEF eff_status eff_comm_all_to_all(eff_comm *c, const void *send, void *recv,
     }
     if (s == EFF_OK) {
         if (c->size > 1) s = c->be->all_to_all(c, send, recv, count, dtype);
-        else if (count > 0) memcpy(recv, send, (size_t)count * eff__comm_esize(dtype));
+        else if (count > 0) s = eff__comm_copy(c, recv, send, (size_t)count * eff__comm_esize(dtype));
     }
     return eff__comm_fail(c, s);
 }
@@ -756,6 +976,24 @@ EFFDEF eff_status eff_comm_recv(eff_comm *c, void *buf, int64_t count, int dtype
     EFF__COMM_BEGIN(fn);
     s = eff__comm_p2p_check(c, fn, buf, count, dtype, peer, tag);
     if (s == EFF_OK) s = c->be->recv(c, buf, count, dtype, peer, tag);
+    return eff__comm_fail(c, s);
+}
+EFFDEF eff_status eff_comm_sendrecv(eff_comm *c, const void *send, int64_t send_count, int dest, void *recv, int64_t recv_count,
+                                    int src, int dtype, int tag) {
+    const char *fn = "eff_comm_sendrecv";
+    eff_status s;
+    EFF__COMM_BEGIN(fn);
+    s = eff__comm_p2p_check(c, fn, send, send_count, dtype, dest, tag);
+    if (s == EFF_OK) s = eff__comm_p2p_check(c, fn, recv, recv_count, dtype, src, tag);
+    if (s == EFF_OK && eff__overlap(send, (size_t)send_count * eff__comm_esize(dtype), recv, (size_t)recv_count * eff__comm_esize(dtype)))
+        s = eff_ctx_error(c->ctx, EFF_ERR_INVALID_ARG, "%s: 'send' and 'recv' overlap", fn);
+    if (s == EFF_OK) {
+        if (c->be->sendrecv) s = c->be->sendrecv(c, send, send_count, dest, recv, recv_count, src, dtype, tag);
+        else {
+            s = c->be->send(c, send, send_count, dtype, dest, tag);
+            if (s == EFF_OK) s = c->be->recv(c, recv, recv_count, dtype, src, tag);
+        }
+    }
     return eff__comm_fail(c, s);
 }
 
@@ -1423,6 +1661,8 @@ typedef struct { eff__lbox *box; int src, tag; eff__lmsg *found; } eff__lrecv_ar
 static int eff__lrecv_ready(void *a) {
     eff__lrecv_arg *x = (eff__lrecv_arg *)a;
     eff__lmsg *m, *prev = NULL;
+    /* eff__lwait may ask again after a yes: never take a second message */
+    if (x->found) return 1;
     pthread_mutex_lock(&x->box->mu);
     for (m = x->box->head; m; prev = m, m = m->next) {
         if (m->src != x->src || m->tag != x->tag) continue;
@@ -1481,7 +1721,7 @@ static eff_status eff__lsplit(eff_comm *c, int color, int key, int new_rank, int
 
 static const eff_comm_backend eff__local_backend = {
     "local", eff__lbarrier, eff__lbroadcast, eff__lreduce, eff__lall_reduce, eff__lreduce_scatter, eff__lall_gather,
-    eff__lall_to_all, eff__lsend, eff__lrecv, eff__lsplit, eff__labort, eff__ldestroy
+    eff__lall_to_all, eff__lsend, eff__lrecv, eff__lsplit, eff__labort, eff__ldestroy, NULL, NULL
 };
 
 static eff_status eff__lhandle(eff_ctx *ctx, eff__lgroup *g, int rank, eff_comm **out) {
@@ -1887,7 +2127,7 @@ static eff_status eff__msplit(eff_comm *c, int color, int key, int new_rank, int
 
 static const eff_comm_backend eff__mpi_backend = {
     "mpi", eff__mbarrier, eff__mbroadcast, eff__mreduce, eff__mall_reduce, eff__mreduce_scatter, eff__mall_gather,
-    eff__mall_to_all, eff__msend, eff__mrecv, eff__msplit, NULL, eff__mdestroy
+    eff__mall_to_all, eff__msend, eff__mrecv, eff__msplit, NULL, eff__mdestroy, NULL, NULL
 };
 
 /* Wraps an MPI communicator we own (freed on failure). */
@@ -2088,6 +2328,9 @@ struct eff_zero {
     void **lgrad;               /* [L] stages 2-3: layer gradients being accumulated */
     eff_adamw_opts adamw;
     int64_t step;
+    float max_grad_norm;
+    double last_norm;
+    int lr_set;                 /* eff_zero_set_lr was called: lr 0 skips the update */
 };
 
 /* Whether buffer `which` is in the full (replicated) layout at this stage. */
@@ -2170,6 +2413,7 @@ EFFDEF eff_status eff_zero_create(eff_comm *c, int64_t n_params, const eff_zero_
     EFF__CHECK(ctx, o.param_dtype == EFF_F32 || o.param_dtype == EFF_BF16, EFF_ERR_DTYPE, "%s: opts 'param_dtype' = %s; f32 or bf16",
                fn, eff_dtype_name(o.param_dtype) ? eff_dtype_name(o.param_dtype) : "?");
     EFF__CHECK(ctx, n_params >= 1, EFF_ERR_INVALID_ARG, "%s: argument 'n_params' = %lld < 1", fn, (long long)n_params);
+    EFF__CHECK(ctx, o.max_grad_norm >= 0.0f, EFF_ERR_INVALID_ARG, "%s: opts 'max_grad_norm' = %g < 0", fn, (double)o.max_grad_norm);
     EFF__CHECK(ctx, o.n_layers >= 0 && (o.n_layers == 0 || o.layer_counts), EFF_ERR_INVALID_ARG,
                "%s: opts 'n_layers' = %d needs 'layer_counts'", fn, o.n_layers);
     for (l = 0; l < o.n_layers; l++) {
@@ -2184,6 +2428,7 @@ EFFDEF eff_status eff_zero_create(eff_comm *c, int64_t n_params, const eff_zero_
     z->c = c; z->ctx = ctx; z->stage = o.stage; z->pdt = o.param_dtype; z->n = c->size; z->r = c->rank;
     z->L = o.n_layers ? o.n_layers : 1; z->pes = eff__comm_esize(z->pdt); z->n_params = n_params;
     z->adamw = o.adamw;
+    z->max_grad_norm = o.max_grad_norm;
     z->count = (int64_t *)eff_ctx_alloc(ctx, sizeof(int64_t) * (size_t)z->L);
     z->shard = (int64_t *)eff_ctx_alloc(ctx, sizeof(int64_t) * (size_t)z->L);
     z->off_full = (int64_t *)eff_ctx_alloc(ctx, sizeof(int64_t) * (size_t)z->L);
@@ -2218,33 +2463,44 @@ EFFDEF eff_status eff_zero_create(eff_comm *c, int64_t n_params, const eff_zero_
 
 EFFDEF int64_t eff_zero_step_count(const eff_zero *z) { return z ? z->step : 0; }
 
-EFFDEF eff_status eff_zero_set_params(eff_zero *z, const float *params) {
+/* Layer l's source: params + its offset (flat) or layers[l]. */
+static eff_status eff__zset(eff_zero *z, const float *flat, const float *const *layers) {
     int l;
     int64_t i, src = 0;
-    if (!z) return EFF_ERR_INVALID_ARG;
-    EFF__CHECK_PTR(z->ctx, params);
     for (l = 0; l < z->L; l++) {
         int64_t lo = z->r * z->shard[l], hi = lo + z->shard[l];
+        const float *p = flat ? flat + src : layers[l];
+        EFF__CHECK(z->ctx, p != NULL, EFF_ERR_INVALID_ARG, "eff_zero_set_params_v: 'layers[%d]' is NULL", l);
         /* replicated parameters: the whole layer; sharded ones: this rank's slice */
         if (eff__zfull(z, EFF__Z_PARAMS)) {
             char *dst = eff__zlayer(z, EFF__Z_PARAMS, l);
-            for (i = 0; i < z->count[l]; i++) eff__st_f(dst, z->pdt, i, params[src + i]);
+            for (i = 0; i < z->count[l]; i++) eff__st_f(dst, z->pdt, i, p[i]);
         } else {
             char *dst = eff__zslice(z, EFF__Z_PARAMS, l);
-            for (i = lo; i < hi; i++) eff__st_f(dst, z->pdt, i - lo, i < z->count[l] ? params[src + i] : 0.0f);
+            for (i = lo; i < hi; i++) eff__st_f(dst, z->pdt, i - lo, i < z->count[l] ? p[i] : 0.0f);
         }
         if (z->master) {
             if (eff__zfull(z, EFF__Z_MASTER)) {
                 float *dst = (float *)(void *)eff__zlayer(z, EFF__Z_MASTER, l);
-                for (i = 0; i < z->count[l]; i++) dst[i] = params[src + i];
+                for (i = 0; i < z->count[l]; i++) dst[i] = p[i];
             } else {
                 float *dst = (float *)(void *)eff__zslice(z, EFF__Z_MASTER, l);
-                for (i = lo; i < hi; i++) dst[i - lo] = i < z->count[l] ? params[src + i] : 0.0f;
+                for (i = lo; i < hi; i++) dst[i - lo] = i < z->count[l] ? p[i] : 0.0f;
             }
         }
         src += z->count[l];
     }
     return EFF_OK;
+}
+EFFDEF eff_status eff_zero_set_params(eff_zero *z, const float *params) {
+    if (!z) return EFF_ERR_INVALID_ARG;
+    EFF__CHECK_PTR(z->ctx, params);
+    return eff__zset(z, params, NULL);
+}
+EFFDEF eff_status eff_zero_set_params_v(eff_zero *z, const float *const *layers) {
+    if (!z) return EFF_ERR_INVALID_ARG;
+    EFF__CHECK_PTR(z->ctx, layers);
+    return eff__zset(z, NULL, layers);
 }
 
 EFFDEF eff_status eff_zero_gather_layer(eff_zero *z, int layer, void **params) {
@@ -2272,21 +2528,30 @@ EFFDEF eff_status eff_zero_release_layer(eff_zero *z, int layer) {
     return EFF_OK;
 }
 
-EFFDEF eff_status eff_zero_get_params(eff_zero *z, float *params) {
+static eff_status eff__zget(eff_zero *z, float *flat, float *const *layers) {
     int l;
     int64_t i, dst = 0;
     eff_status s = EFF_OK;
-    if (!z) return EFF_ERR_INVALID_ARG;
-    EFF__CHECK_PTR(z->ctx, params);
     for (l = 0; l < z->L && s == EFF_OK; l++) {
         int was = z->gathered[l] != NULL;
         void *p = NULL;
-        s = eff_zero_gather_layer(z, l, &p);
-        for (i = 0; s == EFF_OK && i < z->count[l]; i++) params[dst + i] = eff__ld_f(p, z->pdt, i);
+        float *out = flat ? flat + dst : layers[l];
+        s = eff_zero_gather_layer(z, l, &p);   /* collective at stage 3: every rank gathers every layer */
+        for (i = 0; s == EFF_OK && out && i < z->count[l]; i++) out[i] = eff__ld_f(p, z->pdt, i);
         if (!was && s == EFF_OK) eff_zero_release_layer(z, l);
         dst += z->count[l];
     }
     return s;
+}
+EFFDEF eff_status eff_zero_get_params(eff_zero *z, float *params) {
+    if (!z) return EFF_ERR_INVALID_ARG;
+    EFF__CHECK_PTR(z->ctx, params);
+    return eff__zget(z, params, NULL);
+}
+EFFDEF eff_status eff_zero_get_params_v(eff_zero *z, float *const *layers) {
+    if (!z) return EFF_ERR_INVALID_ARG;
+    EFF__CHECK_PTR(z->ctx, layers);
+    return eff__zget(z, NULL, layers);
 }
 
 EFFDEF eff_status eff_zero_grad_layer(eff_zero *z, int layer, void **grad) {
@@ -2320,38 +2585,162 @@ EFFDEF eff_status eff_zero_grad_done(eff_zero *z, int layer) {
     return s;
 }
 
+EFFDEF eff_status eff_zero_set_lr(eff_zero *z, float lr) {
+    if (!z) return EFF_ERR_INVALID_ARG;
+    EFF__CHECK(z->ctx, lr >= 0.0f && lr == lr, EFF_ERR_INVALID_ARG, "eff_zero_set_lr: argument 'lr' = %g must be >= 0", (double)lr);
+    z->adamw.lr = lr;
+    z->lr_set = 1;
+    return EFF_OK;
+}
+EFFDEF double eff_zero_last_grad_norm(const eff_zero *z) { return z ? z->last_norm : 0.0; }
+
+/* L2 norm of the averaged gradients. Stage 0 holds all of them; otherwise each rank
+   sums the squares of its shard in double, sends it as two floats (hi + lo) and
+   every rank adds the n partial sums in rank order (the same result everywhere). */
+static eff_status eff__zgrad_norm(eff_zero *z, double *norm) {
+    double ss = 0.0;
+    float mine[2], *all;
+    int l, j;
+    int64_t i;
+    eff_status s;
+    if (z->stage == 0) {
+        for (i = 0; i < z->full_total; i++) { double g = eff__ld_f(z->grads, z->pdt, i); ss += g * g; }
+        *norm = sqrt(ss);
+        return EFF_OK;
+    }
+    for (l = 0; l < z->L; l++) {
+        const char *g = eff__zslice(z, EFF__Z_GRADS, l);
+        for (i = 0; i < z->shard[l]; i++) { double v = eff__ld_f(g, z->pdt, i); ss += v * v; }
+    }
+    mine[0] = (float)ss;
+    mine[1] = (float)(ss - (double)mine[0]);
+    all = (float *)eff_ctx_alloc(z->ctx, sizeof(float) * 2 * (size_t)z->n);
+    if (!all) return EFF_ERR_OOM;
+    s = eff_comm_all_gather(z->c, mine, all, 2, EFF_F32);
+    for (ss = 0.0, j = 0; s == EFF_OK && j < z->n; j++) ss += (double)all[2 * j] + (double)all[2 * j + 1];
+    eff_ctx_free(z->ctx, all);
+    *norm = sqrt(ss);
+    return s;
+}
+
 EFFDEF eff_status eff_zero_step(eff_zero *z) {
     const char *fn = "eff_zero_step";
     eff_adamw_opts o;
     eff_status s = EFF_OK;
-    int l;
+    int l, skip;
     if (!z) return EFF_ERR_INVALID_ARG;
     for (l = 0; l < z->L; l++)
         EFF__CHECK(z->ctx, !z->lgrad[l], EFF_ERR_INVALID_ARG, "%s: layer %d's gradient is pending (call eff_zero_grad_done)", fn, l);
     o = z->adamw;
     o.step = z->step + 1;
-    if (z->stage == 0) {
-        s = eff_comm_all_reduce(z->c, z->grads, z->full_total, z->pdt, EFF_RED_AVG);
-        if (s == EFF_OK)
-            s = eff_adamw_step(z->ctx, &o, z->full_total, z->params, z->pdt, z->master, z->grads, z->pdt, z->m, z->v);
-    } else {
-        for (l = 0; l < z->L && s == EFF_OK; l++) {
-            if (z->stage == 1) {
-                char *g = eff__zlayer(z, EFF__Z_GRADS, l);
-                s = eff_comm_reduce_scatter(z->c, g, g + (size_t)(z->r * z->shard[l]) * z->pes, z->shard[l], z->pdt, EFF_RED_AVG);
-            }
-            if (s == EFF_OK)
-                s = eff_adamw_step(z->ctx, &o, z->shard[l], eff__zslice(z, EFF__Z_PARAMS, l), z->pdt,
-                                   (float *)(void *)eff__zslice(z, EFF__Z_MASTER, l), eff__zslice(z, EFF__Z_GRADS, l), z->pdt,
-                                   (float *)(void *)eff__zslice(z, EFF__Z_M, l), (float *)(void *)eff__zslice(z, EFF__Z_V, l));
-            if (s == EFF_OK && z->stage <= 2)
-                s = eff_comm_all_gather(z->c, eff__zslice(z, EFF__Z_PARAMS, l), eff__zlayer(z, EFF__Z_PARAMS, l), z->shard[l], z->pdt);
-        }
+    skip = z->lr_set && z->adamw.lr == 0.0f;   /* the kernel would read lr 0 as its default */
+    /* 1. the averaged gradients where the update reads them: replicated (stage 0), this
+       rank's slices (stage 1 reduce-scatters now; stages 2-3 did in eff_zero_grad_done) */
+    if (z->stage == 0) s = eff_comm_all_reduce(z->c, z->grads, z->full_total, z->pdt, EFF_RED_AVG);
+    for (l = 0; l < z->L && s == EFF_OK && z->stage == 1; l++) {
+        char *g = eff__zlayer(z, EFF__Z_GRADS, l);
+        s = eff_comm_reduce_scatter(z->c, g, g + (size_t)(z->r * z->shard[l]) * z->pes, z->shard[l], z->pdt, EFF_RED_AVG);
+    }
+    /* 2. global-norm clipping folded into the kernel's gradient scale */
+    z->last_norm = 0.0;
+    if (s == EFF_OK && z->max_grad_norm > 0.0f) {
+        double nrm = 0.0, gs = o.grad_scale == 0.0f ? 1.0 : (double)o.grad_scale, coef;
+        s = eff__zgrad_norm(z, &nrm);
+        nrm *= gs;
+        z->last_norm = nrm;
+        coef = (double)z->max_grad_norm / (nrm + 1e-6);
+        if (coef < 1.0) o.grad_scale = (float)(gs * coef);
+    }
+    /* 3. AdamW on this rank's part, then the updated parameters to every rank (stages 1-2) */
+    if (s == EFF_OK && z->stage == 0 && !skip)
+        s = eff_adamw_step(z->ctx, &o, z->full_total, z->params, z->pdt, z->master, z->grads, z->pdt, z->m, z->v);
+    for (l = 0; l < z->L && s == EFF_OK && z->stage > 0; l++) {
+        if (!skip)
+            s = eff_adamw_step(z->ctx, &o, z->shard[l], eff__zslice(z, EFF__Z_PARAMS, l), z->pdt,
+                               (float *)(void *)eff__zslice(z, EFF__Z_MASTER, l), eff__zslice(z, EFF__Z_GRADS, l), z->pdt,
+                               (float *)(void *)eff__zslice(z, EFF__Z_M, l), (float *)(void *)eff__zslice(z, EFF__Z_V, l));
+        if (s == EFF_OK && z->stage <= 2)
+            s = eff_comm_all_gather(z->c, eff__zslice(z, EFF__Z_PARAMS, l), eff__zlayer(z, EFF__Z_PARAMS, l), z->shard[l], z->pdt);
     }
     if (s != EFF_OK) return s;
     memset(z->grads, 0, (size_t)(z->stage <= 1 ? z->full_total : z->shard_total) * z->pes);
     z->step++;
     return EFF_OK;
+}
+
+/* ---------------------------------------------------------------------------
+   Data-parallel AdamW over replicated tensors (eff_zero underneath)
+   --------------------------------------------------------------------------- */
+struct eff_dp_optim {
+    eff_zero *z;
+    eff_ctx *ctx;
+    int n;
+    float **params, **grads;
+    int64_t *counts;
+};
+
+EFFDEF void eff_dp_optim_destroy(eff_dp_optim *o) {
+    eff_ctx *ctx;
+    if (!o) return;
+    ctx = o->ctx;
+    eff_zero_destroy(o->z);
+    eff_ctx_free(ctx, o->params); eff_ctx_free(ctx, o->grads); eff_ctx_free(ctx, o->counts);
+    eff_ctx_free(ctx, o);
+}
+EFFDEF eff_zero *eff_dp_optim_zero(const eff_dp_optim *o) { return o ? o->z : NULL; }
+
+EFFDEF eff_status eff_dp_optim_create(eff_comm *c, int n, float *const *params, float *const *grads, const int64_t *counts,
+                                      const eff_dp_optim_opts *opts, eff_dp_optim **out) {
+    const char *fn = "eff_dp_optim_create";
+    eff_dp_optim *o;
+    eff_zero_opts zo;
+    eff_ctx *ctx;
+    int64_t total = 0;
+    eff_status s;
+    int i;
+    if (!c) return EFF_ERR_INVALID_ARG;
+    ctx = c->ctx;
+    EFF__CHECK_PTR(ctx, out);
+    *out = NULL;
+    EFF__CHECK_PTR(ctx, opts);
+    EFF__CHECK(ctx, n >= 1 && params && grads && counts, EFF_ERR_INVALID_ARG, "%s: argument 'n' = %d or a list is NULL", fn, n);
+    for (i = 0; i < n; i++) {
+        EFF__CHECK(ctx, counts[i] >= 1 && params[i] && grads[i], EFF_ERR_INVALID_ARG, "%s: tensor %d: count %lld, params %p, grads %p",
+                   fn, i, (long long)counts[i], (const void *)params[i], (const void *)grads[i]);
+        total += counts[i];
+    }
+    o = (eff_dp_optim *)eff_ctx_calloc(ctx, sizeof *o);
+    if (!o) return EFF_ERR_OOM;
+    o->ctx = ctx; o->n = n;
+    o->params = (float **)eff_ctx_alloc(ctx, sizeof(float *) * (size_t)n);
+    o->grads = (float **)eff_ctx_alloc(ctx, sizeof(float *) * (size_t)n);
+    o->counts = (int64_t *)eff_ctx_alloc(ctx, sizeof(int64_t) * (size_t)n);
+    if (!o->params || !o->grads || !o->counts) { eff_dp_optim_destroy(o); return EFF_ERR_OOM; }
+    for (i = 0; i < n; i++) { o->params[i] = params[i]; o->grads[i] = grads[i]; o->counts[i] = counts[i]; }
+    memset(&zo, 0, sizeof zo);
+    zo.stage = opts->zero_stage; zo.param_dtype = EFF_F32; zo.n_layers = n; zo.layer_counts = counts;
+    zo.adamw = opts->adamw; zo.max_grad_norm = opts->max_grad_norm;
+    s = eff_zero_create(c, total, &zo, &o->z);
+    if (s == EFF_OK) s = eff_zero_set_params_v(o->z, (const float *const *)o->params);
+    if (s != EFF_OK) { eff_dp_optim_destroy(o); return s; }
+    *out = o;
+    return EFF_OK;
+}
+
+EFFDEF eff_status eff_dp_optim_step(eff_dp_optim *o, float lr) {
+    int i;
+    if (!o) return EFF_ERR_INVALID_ARG;
+    /* in backward order, as DDP's buckets: stages 2-3 reduce-scatter each tensor here */
+    for (i = o->n - 1; i >= 0; i--) {
+        void *g = NULL;
+        EFF__TRY(eff_zero_grad_layer(o->z, i, &g));
+        memcpy(g, o->grads[i], sizeof(float) * (size_t)o->counts[i]);
+        memset(o->grads[i], 0, sizeof(float) * (size_t)o->counts[i]);
+        EFF__TRY(eff_zero_grad_done(o->z, i));
+    }
+    EFF__TRY(eff_zero_set_lr(o->z, lr));
+    EFF__TRY(eff_zero_step(o->z));
+    return eff_zero_get_params_v(o->z, o->params);
 }
 
 /* Checkpoints. Header (native byte order), then per layer this rank's slices of
@@ -3417,6 +3806,298 @@ EFFDEF eff_status eff_ep_combine_backward(eff_comm *ep, int64_t E, int64_t cap, 
     if (s == EFF_OK) eff__ep_transpose((float *)dexpert_out->data, r, g.n, g.El, cap * g.C);
     eff_ctx_free(ep->ctx, dback);
     return s;
+}
+
+/* ---------------------------------------------------------------------------
+   Ring and striped attention
+   --------------------------------------------------------------------------- */
+enum { EFF__RING_TAG_K = 32001, EFF__RING_TAG_V, EFF__RING_TAG_DK, EFF__RING_TAG_DV };
+
+static eff_status eff__ring_check(eff_comm *c, const char *fn, const eff_ring_attn_opts *opts, eff_ring_attn_opts *o,
+                                  const eff_tensor *O, const eff_tensor *lse, const eff_tensor *Q, const eff_tensor *K,
+                                  const eff_tensor *V) {
+    eff_ctx *ctx = c->ctx;
+    memset(o, 0, sizeof *o);
+    if (opts) *o = *opts;
+    EFF__CHECK(ctx, o->layout == EFF_RING_CONTIGUOUS || o->layout == EFF_RING_STRIPED, EFF_ERR_INVALID_ARG,
+               "%s: opts 'layout' = %d is not EFF_RING_CONTIGUOUS or EFF_RING_STRIPED", fn, o->layout);
+    EFF__CHECK(ctx, Q && K && V && O && lse, EFF_ERR_INVALID_ARG, "%s: argument '%s' is NULL", fn,
+               !Q ? "Q" : !K ? "K" : !V ? "V" : !O ? "O" : "lse");
+    EFF__TRY(eff_tensor_validate(ctx, Q, "Q"));
+    EFF__TRY(eff_tensor_validate(ctx, K, "K"));
+    EFF__TRY(eff_tensor_validate(ctx, V, "V"));
+    EFF__CHECK(ctx, Q->ndim == 4 && K->ndim == 4 && V->ndim == 4, EFF_ERR_SHAPE, "%s: Q, K, V must be 4-D [B, H, Tl, d]", fn);
+    EFF__CHECK(ctx, K->ne[2] == Q->ne[2] && V->ne[2] == Q->ne[2], EFF_ERR_SHAPE,
+               "%s: every rank holds Tl tokens of Q, K and V; got %lld, %lld, %lld", fn, (long long)Q->ne[2], (long long)K->ne[2],
+               (long long)V->ne[2]);
+    EFF__CHECK(ctx, eff__comm_esize(K->dtype) && eff__comm_esize(V->dtype) && K->dtype != EFF_I32 && V->dtype != EFF_I32,
+               EFF_ERR_DTYPE, "%s: K and V must be f32, bf16 or f16", fn);
+    EFF__CHECK(ctx, O->dtype == EFF_F32 && lse->dtype == EFF_F32, EFF_ERR_DTYPE,
+               "%s: 'O' and 'lse' must be f32 (partials are merged in place)", fn);
+    return EFF_OK;
+}
+
+/* The flash options for this rank's queries (rank r) against the keys of block q;
+   0 when none is visible (contiguous causal, q > r). */
+static int eff__ring_opts(const eff_ring_attn_opts *o, int r, int q, eff_attn_opts *ao) {
+    memset(ao, 0, sizeof *ao);
+    ao->scale = o->scale;
+    if (!o->causal) return 1;
+    if (o->layout == EFF_RING_CONTIGUOUS && q != r) return q < r;   /* earlier blocks: all visible */
+    ao->causal = 1;
+    ao->has_causal_offset = 1;
+    ao->causal_offset = o->layout == EFF_RING_STRIPED && q > r ? -1 : 0;   /* striped: b < a when q > r */
+    return 1;
+}
+
+/* A contiguous f32 (or dtype) tensor with t's shape, from the context; copy: t's values, else zeros. */
+static eff_status eff__ring_like(eff_ctx *ctx, eff_tensor *out, const eff_tensor *t, int dtype, int copy) {
+    EFF__TRY(eff_tensor_alloc(ctx, out, dtype, t->ndim, t->ne));
+    if (copy) return eff_tensor_copy(ctx, out, t);
+    memset(out->data, 0, (size_t)eff_tensor_nbytes(out));
+    return EFF_OK;
+}
+/* The ring shift of one block: t[cur] to rank+1, t[1-cur] from rank-1 (one NCCL group). */
+static eff_status eff__ring_shift(eff_comm *c, eff_tensor *t, int cur, int tag) {
+    int n = c->size, r = c->rank;
+    return eff_comm_sendrecv(c, t[cur].data, eff_tensor_nelements(&t[cur]), (r + 1) % n, t[1 - cur].data,
+                             eff_tensor_nelements(&t[1 - cur]), (r + n - 1) % n, t[cur].dtype, tag);
+}
+static void eff__ring_add(eff_tensor *acc, const eff_tensor *x) {
+    float *a = (float *)acc->data;
+    const float *b = (const float *)x->data;
+    int64_t i, n = eff_tensor_nelements(acc);
+    for (i = 0; i < n; i++) a[i] += b[i];
+}
+static void eff__ring_free(eff_ctx *ctx, eff_tensor *t, int n) {
+    int i;
+    for (i = 0; i < n; i++) eff_tensor_free(ctx, &t[i]);
+}
+
+/* Each step first shifts the block in hand one rank along the ring (into the other
+   buffer: on NCCL the transfer can overlap the compute), then attends to it. */
+EFFDEF eff_status eff_ring_attn_forward(eff_comm *c, eff_tensor *O, eff_tensor *lse, const eff_tensor *Q, const eff_tensor *K,
+                                        const eff_tensor *V, const eff_ring_attn_opts *opts) {
+    const char *fn = "eff_ring_attn_forward";
+    eff_ring_attn_opts o;
+    eff_tensor t[6];   /* K[2], V[2] (the block in hand and the next), O2, L2 (a visiting block's partial) */
+    eff_ctx *ctx;
+    eff_status s;
+    int n, r, step, cur = 0;
+    if (!c) return EFF_ERR_INVALID_ARG;
+    ctx = c->ctx;
+    EFF__TRY(eff__ring_check(c, fn, opts, &o, O, lse, Q, K, V));
+    n = c->size; r = c->rank;
+    memset(t, 0, sizeof t);
+    s = eff__ring_like(ctx, &t[0], K, K->dtype, 1);
+    if (s == EFF_OK) s = eff__ring_like(ctx, &t[2], V, V->dtype, 1);
+    if (s == EFF_OK && n > 1) s = eff__ring_like(ctx, &t[1], K, K->dtype, 0);
+    if (s == EFF_OK && n > 1) s = eff__ring_like(ctx, &t[3], V, V->dtype, 0);
+    if (s == EFF_OK && n > 1) s = eff__ring_like(ctx, &t[4], O, EFF_F32, 0);
+    if (s == EFF_OK && n > 1) s = eff__ring_like(ctx, &t[5], lse, EFF_F32, 0);
+    for (step = 0; step < n && s == EFF_OK; step++) {
+        int q = (r - step + n) % n;   /* the owner of the block in hand */
+        eff_attn_opts ao;
+        if (step < n - 1) {
+            s = eff__ring_shift(c, &t[0], cur, EFF__RING_TAG_K);
+            if (s == EFF_OK) s = eff__ring_shift(c, &t[2], cur, EFF__RING_TAG_V);
+        }
+        if (s == EFF_OK && eff__ring_opts(&o, r, q, &ao)) {
+            if (step == 0) s = eff_attn_flash_forward(ctx, O, lse, Q, &t[cur], &t[2 + cur], &ao);   /* own block: always visible */
+            else {
+                s = eff_attn_flash_forward(ctx, &t[4], &t[5], Q, &t[cur], &t[2 + cur], &ao);
+                if (s == EFF_OK) s = eff_attn_merge(ctx, O, lse, &t[4], &t[5]);
+            }
+        }
+        cur = 1 - cur;
+    }
+    eff__ring_free(ctx, t, 6);
+    return s;
+}
+
+EFFDEF eff_status eff_ring_attn_backward(eff_comm *c, eff_tensor *dQ, eff_tensor *dK, eff_tensor *dV, const eff_tensor *dO,
+                                         const eff_tensor *Q, const eff_tensor *K, const eff_tensor *V, const eff_tensor *O,
+                                         const eff_tensor *lse, const eff_ring_attn_opts *opts) {
+    const char *fn = "eff_ring_attn_backward";
+    eff_ring_attn_opts o;
+    eff_tensor t[12];   /* K[2], V[2], dK[2], dV[2] (f32 accumulators travelling with their block), dQ acc, tq, tk, tv */
+    eff_ctx *ctx;
+    eff_status s;
+    int n, r, step, cur = 0;
+    if (!c) return EFF_ERR_INVALID_ARG;
+    ctx = c->ctx;
+    EFF__TRY(eff__ring_check(c, fn, opts, &o, O, lse, Q, K, V));
+    EFF__CHECK(ctx, dQ && dK && dV && dO, EFF_ERR_INVALID_ARG, "%s: argument '%s' is NULL", fn,
+               !dQ ? "dQ" : !dK ? "dK" : !dV ? "dV" : "dO");
+    EFF__CHECK(ctx, eff_tensor_same_shape(dQ, Q) && eff_tensor_same_shape(dK, K) && eff_tensor_same_shape(dV, V), EFF_ERR_SHAPE,
+               "%s: 'dQ', 'dK', 'dV' must have the shapes of 'Q', 'K', 'V'", fn);
+    n = c->size; r = c->rank;
+    memset(t, 0, sizeof t);
+    s = eff__ring_like(ctx, &t[0], K, K->dtype, 1);
+    if (s == EFF_OK) s = eff__ring_like(ctx, &t[2], V, V->dtype, 1);
+    if (s == EFF_OK) s = eff__ring_like(ctx, &t[4], K, EFF_F32, 0);
+    if (s == EFF_OK) s = eff__ring_like(ctx, &t[6], V, EFF_F32, 0);
+    if (s == EFF_OK && n > 1) s = eff__ring_like(ctx, &t[1], K, K->dtype, 0);
+    if (s == EFF_OK && n > 1) s = eff__ring_like(ctx, &t[3], V, V->dtype, 0);
+    if (s == EFF_OK && n > 1) s = eff__ring_like(ctx, &t[5], K, EFF_F32, 0);
+    if (s == EFF_OK && n > 1) s = eff__ring_like(ctx, &t[7], V, EFF_F32, 0);
+    if (s == EFF_OK) s = eff__ring_like(ctx, &t[8], Q, EFF_F32, 0);
+    if (s == EFF_OK) s = eff__ring_like(ctx, &t[9], Q, EFF_F32, 0);
+    if (s == EFF_OK) s = eff__ring_like(ctx, &t[10], K, EFF_F32, 0);
+    if (s == EFF_OK) s = eff__ring_like(ctx, &t[11], V, EFF_F32, 0);
+    for (step = 0; step < n && s == EFF_OK; step++) {
+        int q = (r - step + n) % n;
+        eff_attn_opts ao;
+        if (step < n - 1) {   /* the next block's K/V can travel while this one is worked on */
+            s = eff__ring_shift(c, &t[0], cur, EFF__RING_TAG_K);
+            if (s == EFF_OK) s = eff__ring_shift(c, &t[2], cur, EFF__RING_TAG_V);
+        }
+        /* P = exp(S - lse) with the global lse is this block's share of the softmax, and
+           D = rowsum(dO * O) uses the global O: the FA2 backward of each block is exact */
+        if (s == EFF_OK && eff__ring_opts(&o, r, q, &ao)) {
+            s = eff_attn_flash_backward(ctx, &t[9], &t[10], &t[11], dO, Q, &t[cur], &t[2 + cur], O, lse, &ao);
+            if (s == EFF_OK) { eff__ring_add(&t[8], &t[9]); eff__ring_add(&t[4 + cur], &t[10]); eff__ring_add(&t[6 + cur], &t[11]); }
+        }
+        if (s == EFF_OK && n > 1) {   /* the accumulators follow their block; after the last step they arrive home */
+            s = eff__ring_shift(c, &t[4], cur, EFF__RING_TAG_DK);
+            if (s == EFF_OK) s = eff__ring_shift(c, &t[6], cur, EFF__RING_TAG_DV);
+        }
+        if (n > 1) cur = 1 - cur;
+    }
+    if (s == EFF_OK) s = eff_tensor_copy(ctx, dQ, &t[8]);
+    if (s == EFF_OK) s = eff_tensor_copy(ctx, dK, &t[4 + cur]);
+    if (s == EFF_OK) s = eff_tensor_copy(ctx, dV, &t[6 + cur]);
+    eff__ring_free(ctx, t, 12);
+    return s;
+}
+
+/* Rank j's tokens of full as a strided view (the sequence is dim 2). */
+static eff_status eff__ring_view(eff_comm *c, const char *fn, const eff_tensor *full, int layout, int j, eff_tensor *v) {
+    int64_t Tl;
+    EFF__CHECK(c->ctx, full != NULL, EFF_ERR_INVALID_ARG, "%s: argument 'full' is NULL", fn);
+    EFF__TRY(eff_tensor_validate(c->ctx, full, "full"));
+    EFF__CHECK(c->ctx, full->ndim == 4 && full->ne[2] % c->size == 0, EFF_ERR_SHAPE,
+               "%s: 'full' must be [B, H, T, d] with T divisible by %d ranks", fn, c->size);
+    EFF__CHECK(c->ctx, layout == EFF_RING_CONTIGUOUS || layout == EFF_RING_STRIPED, EFF_ERR_INVALID_ARG,
+               "%s: argument 'layout' = %d is not EFF_RING_CONTIGUOUS or EFF_RING_STRIPED", fn, layout);
+    Tl = full->ne[2] / c->size;
+    *v = *full;
+    v->ne[2] = Tl;
+    if (layout == EFF_RING_CONTIGUOUS) v->data = (char *)full->data + (size_t)((int64_t)j * Tl * full->nb[2]);
+    else { v->data = (char *)full->data + (size_t)((int64_t)j * full->nb[2]); v->nb[2] = full->nb[2] * c->size; }
+    return EFF_OK;
+}
+
+EFFDEF eff_status eff_ring_attn_shard(eff_comm *c, eff_tensor *local, const eff_tensor *full, int layout) {
+    eff_tensor v;
+    if (!c) return EFF_ERR_INVALID_ARG;
+    EFF__CHECK_PTR(c->ctx, local);
+    EFF__TRY(eff__ring_view(c, "eff_ring_attn_shard", full, layout, c->rank, &v));
+    return eff_tensor_copy(c->ctx, local, &v);
+}
+
+EFFDEF eff_status eff_ring_attn_unshard(eff_comm *c, eff_tensor *full, const eff_tensor *local, int layout) {
+    const char *fn = "eff_ring_attn_unshard";
+    eff_tensor mine, all, v;
+    int64_t n_el;
+    eff_status s;
+    int j;
+    if (!c) return EFF_ERR_INVALID_ARG;
+    EFF__CHECK_PTR(c->ctx, local);
+    EFF__TRY(eff__ring_view(c, fn, full, layout, 0, &v));
+    EFF__TRY(eff_tensor_validate(c->ctx, local, "local"));
+    EFF__CHECK(c->ctx, eff_tensor_same_shape(local, &v), EFF_ERR_SHAPE, "%s: 'local' must be 'full' with T / %d tokens", fn, c->size);
+    EFF__CHECK(c->ctx, eff__comm_esize(local->dtype) != 0, EFF_ERR_DTYPE, "%s: 'local' must be f32, bf16, f16 or i32", fn);
+    n_el = eff_tensor_nelements(local);
+    memset(&mine, 0, sizeof mine); memset(&all, 0, sizeof all);
+    s = eff__ring_like(c->ctx, &mine, local, local->dtype, 1);
+    if (s == EFF_OK) {
+        int64_t ne[2];
+        ne[0] = c->size; ne[1] = n_el;
+        s = eff_tensor_alloc(c->ctx, &all, local->dtype, 2, ne);
+    }
+    if (s == EFF_OK) s = eff_comm_all_gather(c, mine.data, all.data, n_el, local->dtype);
+    for (j = 0; j < c->size && s == EFF_OK; j++) {
+        eff_tensor blk = mine;   /* rank j's block: the shape of local, contiguous */
+        blk.data = (char *)all.data + (size_t)j * (size_t)n_el * eff__comm_esize(local->dtype);
+        s = eff__ring_view(c, fn, full, layout, j, &v);
+        if (s == EFF_OK) s = eff_tensor_copy(c->ctx, &v, &blk);
+    }
+    eff_tensor_free(c->ctx, &mine);
+    eff_tensor_free(c->ctx, &all);
+    return s;
+}
+
+/* ---------------------------------------------------------------------------
+   Estimator
+   --------------------------------------------------------------------------- */
+EFFDEF double eff_est_activation_bytes(double s, double b, double h, double a, int t, int sp, int recompute) {
+    double sbh = s * b * h, att;
+    if (!(s >= 0.0 && b >= 0.0 && h > 0.0 && a > 0.0) || t < 1 || recompute < EFF_RECOMPUTE_NONE || recompute > EFF_RECOMPUTE_FULL)
+        return -1.0;
+    if (recompute == EFF_RECOMPUTE_FULL) return 2.0 * sbh;
+    /* attention scores: softmax 2as^2b, its dropout mask as^2b, dropout output 2as^2b, split over t */
+    att = recompute == EFF_RECOMPUTE_SELECTIVE ? 0.0 : 5.0 * a * s / (h * t);
+    if (t == 1) return sbh * (34.0 + att);
+    /* 10 sbh stay replicated without SP: the two LayerNorm inputs (4), the two dropout
+       masks (2) and their outputs feeding the next layer (4); SP shards them too */
+    return sbh * ((sp ? 34.0 / t : 10.0 + 24.0 / t) + att);
+}
+
+EFFDEF eff_status eff_est_run(const eff_est_config *cfg, eff_est_result *out) {
+    eff_est_config c;
+    eff_zero_mem zm;
+    double L, h, a, s, b, V, m, dp, tp, pp, cp, psi, psi_local, inflight, sbh_t, x;
+    if (!cfg || !out) return EFF_ERR_INVALID_ARG;
+    c = *cfg;
+    memset(out, 0, sizeof *out);
+    if (c.dp == 0) c.dp = 1;
+    if (c.tp == 0) c.tp = 1;
+    if (c.pp == 0) c.pp = 1;
+    if (c.cp == 0) c.cp = 1;
+    if (c.n_micro == 0) c.n_micro = 1;
+    if (c.micro_batch == 0) c.micro_batch = 1;
+    if (c.param_bytes == 0.0) c.param_bytes = 2.0;
+    if (c.grad_bytes == 0.0) c.grad_bytes = 2.0;
+    if (c.optim_bytes == 0.0) c.optim_bytes = 12.0;
+    if (c.dp < 1 || c.tp < 1 || c.pp < 1 || c.cp < 1 || c.n_micro < 1 || c.micro_batch < 1 || c.zero_stage < 0 || c.zero_stage > 3 ||
+        c.n_layers < 1 || c.hidden < 1 || c.heads < 1 || c.seq < 1 || c.vocab < 0 || c.n_params < 0.0 ||
+        c.recompute < EFF_RECOMPUTE_NONE || c.recompute > EFF_RECOMPUTE_FULL || c.n_layers % c.pp != 0 || c.seq % c.cp != 0 ||
+        c.heads % c.tp != 0)
+        return EFF_ERR_INVALID_ARG;
+    L = (double)c.n_layers; h = (double)c.hidden; a = (double)c.heads; s = (double)c.seq; b = (double)c.micro_batch;
+    V = (double)c.vocab; m = (double)c.n_micro; dp = c.dp; tp = c.tp; pp = c.pp; cp = c.cp;
+    psi = c.n_params > 0.0 ? c.n_params : 12.0 * L * h * h * (1.0 + 13.0 / (12.0 * h) + (V + s) / (12.0 * L * h));
+    out->n_params = psi;
+    /* model states: tensor and pipeline parallelism split the parameters, ZeRO shards them over dp */
+    psi_local = psi / (tp * pp);
+    eff_zero_memory_estimate(c.zero_stage, psi_local, c.dp, c.param_bytes, c.grad_bytes, c.optim_bytes, &zm);
+    out->params = zm.params; out->grads = zm.grads; out->optim = zm.optim;
+    /* activations: this rank's s / cp tokens; 1F1B keeps min(pp, m) micro-batches on stage 0 */
+    out->act_layer = eff_est_activation_bytes(s / cp, b, h, a, c.tp, c.sp, c.recompute);
+    inflight = c.gpipe ? m : (m < pp ? m : pp);
+    out->act = out->act_layer * (L / pp) * inflight;
+    out->total = out->params + out->grads + out->optim + out->act;
+    /* bytes sent per rank per step */
+    if (c.dp > 1) {
+        double f = (dp - 1.0) / dp;
+        if (c.zero_stage == 0) out->comm_dp = 2.0 * f * psi_local * c.grad_bytes;                   /* all-reduce */
+        else if (c.zero_stage <= 2) out->comm_dp = f * psi_local * (c.grad_bytes + c.param_bytes);  /* RS + AG */
+        else out->comm_dp = f * psi_local * (c.grad_bytes + 2.0 * m * c.param_bytes);              /* RS + 2 AG per micro-batch */
+    }
+    sbh_t = (s / cp) * b * h * 2.0;   /* one 16-bit activation tensor of this rank's tokens */
+    if (c.tp > 1) {   /* 2 all-reduces forward + 2 backward (+2 when full recompute repeats the forward) */
+        double n_ar = c.recompute == EFF_RECOMPUTE_FULL ? 6.0 : 4.0;
+        out->comm_tp = n_ar * 2.0 * (tp - 1.0) / tp * sbh_t * (L / pp) * m;
+    }
+    if (c.pp > 1) out->comm_pp = 2.0 * sbh_t / (c.sp ? tp : 1.0) * m;   /* middle stages: one send each way */
+    if (c.cp > 1) {   /* K and V (heads split by tp): cp-1 hops forward; backward cp-1 hops of K, V and cp of dK, dV */
+        double fwd = c.recompute == EFF_RECOMPUTE_FULL ? 2.0 : 1.0;
+        x = 2.0 * sbh_t / tp;
+        out->comm_cp = (fwd * (cp - 1.0) * x + (cp - 1.0) * x + cp * x) * (L / pp) * m;
+    }
+    out->comm_total = out->comm_dp + out->comm_tp + out->comm_pp + out->comm_cp;
+    return EFF_OK;
 }
 
 #ifdef __cplusplus

@@ -1,8 +1,10 @@
 /* test_parallel.c - eff_parallel.h: collectives on the local backend (every
    collective x dtype x op x size x rank count x algorithm against a serial
    reference), splits, faults, data parallel, ZeRO, tensor/sequence parallel,
-   pipeline schedules and executor, expert parallelism. tests/test_parallel_mpi.c
-   includes this file and runs the same rank functions under mpirun.
+   pipeline schedules and executor, expert parallelism, ring and striped
+   attention, the estimator, and data-parallel / ZeRO training of eff_model.h's
+   tiny Llama against one rank. tests/test_parallel_mpi.c includes this file and
+   runs the same rank functions under mpirun.
 
    Checks made inside rank threads go to a per-rank log (the harness is not
    thread-safe); the main thread merges the logs: a check passes when it passed
@@ -12,6 +14,7 @@
 #endif
 #define EFF_IMPLEMENTATION
 #include "eff_parallel.h"
+#include "eff_train.h"   /* the model and its single-rank optimizer, for the data-parallel training test */
 #include "eff_test.h"
 #include <stdarg.h>
 #include <time.h>
@@ -294,6 +297,15 @@ static eff_status check_p2p(eff_comm *c, tlog *L) {
     if (s == EFF_OK) s = eff_comm_recv(c, &g2, 1, EFF_I32, left, 2);
     if (s == EFF_OK) s = eff_comm_recv(c, &g1, 1, EFF_I32, left, 1);
     tlog_check(L, s == EFF_OK && g1 == 100 + left && g2 == 200 + left, "%s n=%d recv matches tags out of order", an, n);
+    /* sendrecv: a ring shift, then a pairwise exchange (rank r with r ^ 1) */
+    for (i = 0; i < 37; i++) out[i] = (float)(r * 1000 + i);
+    if (s == EFF_OK) s = eff_comm_sendrecv(c, out, 37, right, in, 37, left, EFF_F32, 6);
+    for (i = 0; s == EFF_OK && i < 37; i++) if (in[i] != (float)(left * 1000 + i)) break;
+    tlog_check(L, s == EFF_OK && i == 37, "%s n=%d sendrecv ring shift", an, n);
+    if (s == EFF_OK && (r ^ 1) < n) {
+        s = eff_comm_sendrecv(c, &t1, 1, r ^ 1, &g1, 1, r ^ 1, EFF_I32, 8);
+        tlog_check(L, s == EFF_OK && g1 == 100 + (r ^ 1), "%s n=%d sendrecv pairwise exchange", an, n);
+    } else tlog_check(L, 1, "%s n=%d sendrecv pairwise exchange", an, n);
     if (s == EFF_OK) s = eff_comm_barrier(c);
     tlog_check(L, s == EFF_OK, "%s n=%d barrier", an, n);
     return s;
@@ -1720,6 +1732,370 @@ static void test_expert_parallel(void) {
         }
 }
 
+/* ---------------------------------------------------------------------------
+   Ring and striped attention: n = 1..4 ranks, causal or not, equal one rank's
+   flash attention over the whole sequence, forward and backward (GQA; the local
+   Q is a strided [B, Tl, H, d] view). Shard and unshard round-trip the tokens.
+   --------------------------------------------------------------------------- */
+enum { RA_B = 2, RA_HQ = 4, RA_HKV = 2, RA_TL = 24, RA_D = 16 };
+typedef struct ra_ref {
+    int64_t T;
+    float *q, *k, *v, *dout, *o, *lse, *dq, *dk, *dv;   /* full [B, H, T, d] inputs and flash reference */
+} ra_ref;
+typedef struct ra_arg { const ra_ref *ref; int layout, causal; tlog logs[8]; } ra_arg;
+
+static eff_tensor ra_t4(float *p, int64_t h, int64_t t) { return eff_tensor_4d(p, EFF_F32, RA_B, h, t, RA_D); }
+
+static eff_status ra_reference(eff_ctx *ctx, ra_ref *R, int64_t T, int causal) {
+    eff_attn_opts ao;
+    eff_tensor Q, K, V, O, L, dO, dQ, dK, dV;
+    int64_t nq = RA_B * RA_HQ * T * RA_D, nk = RA_B * RA_HKV * T * RA_D;
+    eff_status s;
+    memset(&ao, 0, sizeof ao);
+    ao.causal = causal;
+    R->T = T;
+    R->q = fbuf(nq); R->k = fbuf(nk); R->v = fbuf(nk); R->dout = fbuf(nq); R->o = fbuf(nq); R->lse = fbuf(nq / RA_D);
+    R->dq = fbuf(nq); R->dk = fbuf(nk); R->dv = fbuf(nk);
+    rnd(R->q, nq, 71); rnd(R->k, nk, 72); rnd(R->v, nk, 73); rnd(R->dout, nq, 74);
+    Q = ra_t4(R->q, RA_HQ, T); K = ra_t4(R->k, RA_HKV, T); V = ra_t4(R->v, RA_HKV, T); O = ra_t4(R->o, RA_HQ, T);
+    dO = ra_t4(R->dout, RA_HQ, T); dQ = ra_t4(R->dq, RA_HQ, T); dK = ra_t4(R->dk, RA_HKV, T); dV = ra_t4(R->dv, RA_HKV, T);
+    L = eff_tensor_3d(R->lse, EFF_F32, RA_B, RA_HQ, T);
+    s = eff_attn_flash_forward(ctx, &O, &L, &Q, &K, &V, &ao);
+    if (s == EFF_OK) s = eff_attn_flash_backward(ctx, &dQ, &dK, &dV, &dO, &Q, &K, &V, &O, &L, &ao);
+    return s;
+}
+static void ra_ref_free(ra_ref *R) {
+    free(R->q); free(R->k); free(R->v); free(R->dout); free(R->o); free(R->lse); free(R->dq); free(R->dk); free(R->dv);
+}
+
+static eff_status ra_rank(eff_comm *c, void *p) {
+    ra_arg *a = (ra_arg *)p;
+    const ra_ref *R = a->ref;
+    int n = eff_comm_size(c), r = eff_comm_rank(c);
+    tlog *L = &a->logs[r];
+    const char *lay = a->layout == EFF_RING_STRIPED ? "striped" : "ring";
+    int64_t T = R->T, Tl = T / n, nq = RA_B * RA_HQ * Tl * RA_D, nk = RA_B * RA_HKV * Tl * RA_D;
+    static const int perm[4] = {0, 2, 1, 3};
+    float *qbuf = fbuf(nq), *k = fbuf(nk), *v = fbuf(nk), *dout = fbuf(nq), *o = fbuf(nq), *lse = fbuf(nq / RA_D);
+    float *dq = fbuf(nq), *dk = fbuf(nk), *dv = fbuf(nk), *ro = fbuf(nq), *rl = fbuf(nq / RA_D), *rdq = fbuf(nq), *rdk = fbuf(nk),
+          *rdv = fbuf(nk), *full = fbuf(RA_B * RA_HQ * T * RA_D);
+    eff_ring_attn_opts ro_;
+    eff_tensor Qbt, Q, K = ra_t4(k, RA_HKV, Tl), V = ra_t4(v, RA_HKV, Tl), dO = ra_t4(dout, RA_HQ, Tl), O = ra_t4(o, RA_HQ, Tl);
+    eff_tensor LSE = eff_tensor_3d(lse, EFF_F32, RA_B, RA_HQ, Tl), dQ = ra_t4(dq, RA_HQ, Tl), dK = ra_t4(dk, RA_HKV, Tl),
+               dV = ra_t4(dv, RA_HKV, Tl);
+    eff_tensor fQ = ra_t4(R->q, RA_HQ, T), fK = ra_t4(R->k, RA_HKV, T), fV = ra_t4(R->v, RA_HKV, T), fdO = ra_t4(R->dout, RA_HQ, T);
+    eff_tensor fO = ra_t4(R->o, RA_HQ, T), fdQ = ra_t4(R->dq, RA_HQ, T),
+               fdK = ra_t4(R->dk, RA_HKV, T), fdV = ra_t4(R->dv, RA_HKV, T), Full = ra_t4(full, RA_HQ, T);
+    eff_tensor rO = ra_t4(ro, RA_HQ, Tl), rdQ = ra_t4(rdq, RA_HQ, Tl),
+               rdK = ra_t4(rdk, RA_HKV, Tl), rdV = ra_t4(rdv, RA_HKV, Tl), fL4, rL4;
+    eff_status s;
+    if (!full) return EFF_ERR_OOM;
+    /* this rank's Q lives in a [B, Tl, H, d] buffer, seen as a strided [B, H, Tl, d] view */
+    Qbt = eff_tensor_4d(qbuf, EFF_F32, RA_B, Tl, RA_HQ, RA_D);
+    s = eff_tensor_permute(eff_comm_ctx(c), &Q, &Qbt, perm);
+    /* lse [B, H, T] as [B, H, T, 1] so the same sharding applies */
+    fL4 = eff_tensor_4d(R->lse, EFF_F32, RA_B, RA_HQ, T, 1);
+    rL4 = eff_tensor_4d(rl, EFF_F32, RA_B, RA_HQ, Tl, 1);
+    if (s == EFF_OK) s = eff_ring_attn_shard(c, &Q, &fQ, a->layout);
+    if (s == EFF_OK) s = eff_ring_attn_shard(c, &K, &fK, a->layout);
+    if (s == EFF_OK) s = eff_ring_attn_shard(c, &V, &fV, a->layout);
+    if (s == EFF_OK) s = eff_ring_attn_shard(c, &dO, &fdO, a->layout);
+    if (s == EFF_OK) s = eff_ring_attn_shard(c, &rO, &fO, a->layout);
+    if (s == EFF_OK) s = eff_ring_attn_shard(c, &rL4, &fL4, a->layout);
+    if (s == EFF_OK) s = eff_ring_attn_shard(c, &rdQ, &fdQ, a->layout);
+    if (s == EFF_OK) s = eff_ring_attn_shard(c, &rdK, &fdK, a->layout);
+    if (s == EFF_OK) s = eff_ring_attn_shard(c, &rdV, &fdV, a->layout);
+    memset(&ro_, 0, sizeof ro_);
+    ro_.layout = a->layout; ro_.causal = a->causal;
+    if (s == EFF_OK) s = eff_ring_attn_forward(c, &O, &LSE, &Q, &K, &V, &ro_);
+    tlog_check(L, s == EFF_OK, "%s n=%d causal=%d: forward runs (%s: %s)", lay, n, a->causal, eff_status_str(s),
+               s ? eff_ctx_last_error(eff_comm_ctx(c)) : "");
+    {
+        double e1 = eff_test_nmse_ff(o, ro, nq), e2 = eff_test_nmse_ff(lse, rl, nq / RA_D);
+        tlog_check(L, e1 < 1e-10 && e2 < 1e-10, "%s n=%d causal=%d: O and lse equal one rank's flash attention (nmse %.2g, %.2g)", lay,
+                   n, a->causal, e1, e2);
+    }
+    if (s == EFF_OK) s = eff_ring_attn_backward(c, &dQ, &dK, &dV, &dO, &Q, &K, &V, &O, &LSE, &ro_);
+    {
+        double e1 = eff_test_nmse_ff(dq, rdq, nq), e2 = eff_test_nmse_ff(dk, rdk, nk), e3 = eff_test_nmse_ff(dv, rdv, nk);
+        tlog_check(L, s == EFF_OK && e1 < 1e-10 && e2 < 1e-10 && e3 < 1e-10,
+                   "%s n=%d causal=%d: dQ, dK, dV equal one rank's flash backward (nmse %.2g, %.2g, %.2g; %s)", lay, n, a->causal, e1,
+                   e2, e3, eff_status_str(s));
+    }
+    if (s == EFF_OK) s = eff_ring_attn_unshard(c, &Full, &O, a->layout);
+    {
+        double e = eff_test_nmse_ff(full, R->o, RA_B * RA_HQ * T * RA_D);
+        tlog_check(L, s == EFF_OK && e < 1e-10, "%s n=%d causal=%d: unshard gathers the whole output (nmse %.2g)", lay, n, a->causal, e);
+    }
+    free(qbuf); free(k); free(v); free(dout); free(o); free(lse); free(dq); free(dk); free(dv);
+    free(ro); free(rl); free(rdq); free(rdk); free(rdv); free(full);
+    return s;
+}
+
+/* A recv's readiness check is asked again after it said yes (eff__lwait re-checks
+   after a sleep): it must keep the message it took, not take the next one with the
+   same (source, tag). This lost messages when a fast sender queued several. */
+static void test_recv_ready_idempotent(void) {
+    eff__lbox box;
+    eff__lrecv_arg a;
+    eff__lmsg *m1 = (eff__lmsg *)calloc(1, sizeof(eff__lmsg)), *m2 = (eff__lmsg *)calloc(1, sizeof(eff__lmsg));
+    int r1, r2;
+    if (!m1 || !m2) { free(m1); free(m2); return; }
+    memset(&box, 0, sizeof box);
+    pthread_mutex_init(&box.mu, NULL);
+    m1->src = m2->src = 0; m1->tag = m2->tag = 5; m1->next = m2;
+    box.head = m1; box.tail = m2;
+    a.box = &box; a.src = 0; a.tag = 5; a.found = NULL;
+    r1 = eff__lrecv_ready(&a);
+    r2 = eff__lrecv_ready(&a);
+    EFF_CHECK(r1 && r2 && a.found == m1 && box.head == m2 && box.tail == m2,
+              "recv: asking again after a yes keeps the oldest message and leaves the next one queued");
+    pthread_mutex_destroy(&box.mu);
+    free(m1); free(m2);
+}
+
+static void test_ring_attention(void) {
+    eff_ctx *ctx;
+    int n, layout, causal, r;
+    if (eff_ctx_create(NULL, &ctx) != EFF_OK) return;
+    test_recv_ready_idempotent();
+    for (n = 1; n <= 4; n++)
+        for (causal = 0; causal < 2; causal++) {
+            ra_ref R;
+            eff_status s = ra_reference(ctx, &R, (int64_t)n * RA_TL, causal);
+            EFF_CHECK(s == EFF_OK, "ring reference n=%d (%s)", n, eff_status_str(s));
+            for (layout = 0; layout < 2 && s == EFF_OK; layout++) {
+                ra_arg *a = (ra_arg *)calloc(1, sizeof *a);
+                if (!a) break;
+                a->ref = &R; a->layout = layout; a->causal = causal;
+                s = eff_comm_local_run(n, ra_rank, a);
+                EFF_CHECK(s == EFF_OK, "%s n=%d causal=%d: run %s", layout ? "striped" : "ring", n, causal, eff_status_str(s));
+                tlog_merge(a->logs, n, "ring attention");
+                for (r = 0; r < n; r++) tlog_free(&a->logs[r]);
+                free(a);
+            }
+            ra_ref_free(&R);
+        }
+    {   /* bad arguments name what is wrong */
+        float x[RA_B * RA_HQ * 4 * RA_D], l[RA_B * RA_HQ * 4];
+        eff_tensor Q = ra_t4(x, RA_HQ, 4), K = ra_t4(x, RA_HKV, 3), O = ra_t4(x, RA_HQ, 4), L = eff_tensor_3d(l, EFF_F32, RA_B, RA_HQ, 4);
+        eff_ring_attn_opts o;
+        eff_comm *c = NULL;
+        memset(&o, 0, sizeof o);
+        if (eff_comm_create_custom(ctx, 0, 1, &eff__local_backend, NULL, &c) == EFF_OK) {
+            EFF_CHECK_STATUS(ctx, eff_ring_attn_forward(c, &O, &L, &Q, &K, &K, &o), EFF_ERR_SHAPE, "ring: K with another token count");
+            o.layout = 7;
+            EFF_CHECK_STATUS(ctx, eff_ring_attn_forward(c, &O, &L, &Q, &Q, &Q, &o), EFF_ERR_INVALID_ARG, "ring: unknown layout");
+            eff_ctx_free(ctx, c);
+        }
+    }
+    eff_ctx_destroy(ctx);
+}
+
+/* ---------------------------------------------------------------------------
+   Estimator: the papers' numbers
+   --------------------------------------------------------------------------- */
+static void test_estimator(void) {
+    /* GPT-3 (Korthikanti et al. 2022, section 4): s = 2048, h = 12288, a = 96, b = 1 */
+    double s = 2048, h = 12288, a = 96, sbh = s * h;
+    eff_est_config c;
+    eff_est_result r, r3;
+    EFF_CHECK(eff_est_activation_bytes(s, 1, h, a, 1, 0, 0) == 34 * sbh + 5 * a * s * s, "activations, no parallelism: sbh(34 + 5as/h)");
+    EFF_CHECK(fabs(34 * sbh / 1e9 - 0.86) < 0.005 && fabs(5 * a * s * s / 1e9 - 2.01) < 0.005,
+              "GPT-3 per layer: 34sbh = 0.86 GB, 5as^2b = 2.01 GB (the paper's numbers)");
+    EFF_CHECK(eff_est_activation_bytes(s, 1, h, a, 8, 0, 0) == sbh * (10 + 24.0 / 8 + 5 * a * s / (h * 8)), "activations, TP t=8");
+    EFF_CHECK(eff_est_activation_bytes(s, 1, h, a, 8, 1, 0) == sbh * (34.0 / 8 + 5 * a * s / (h * 8)), "activations, TP + SP");
+    EFF_CHECK(eff_est_activation_bytes(s, 1, h, a, 8, 0, 1) == sbh * (10 + 24.0 / 8), "activations, TP + selective recompute");
+    EFF_CHECK(eff_est_activation_bytes(s, 1, h, a, 8, 1, 1) == 34 * sbh / 8, "activations, TP + SP + selective recompute");
+    EFF_CHECK(eff_est_activation_bytes(s, 1, h, a, 8, 1, 2) == 2 * sbh, "activations, full recompute: 2sbh");
+    EFF_CHECK(eff_est_activation_bytes(s, 1, h, a, 0, 0, 0) < 0, "activations: t = 0 is rejected");
+    memset(&c, 0, sizeof c);
+    c.n_params = 7.5e9; c.n_layers = 32; c.hidden = 4096; c.heads = 32; c.seq = 1024; c.vocab = 50257; c.dp = 64;
+    EFF_CHECK(eff_est_run(&c, &r) == EFF_OK && fabs(r.params + r.grads + r.optim - 120e9) < 1, "estimate: 7.5B plain DP = 120 GB of model states");
+    EFF_CHECK(fabs(r.comm_dp - 2.0 * 63.0 / 64.0 * 7.5e9 * 2) < 1, "estimate: DP all-reduce sends 2(n-1)/n x 2 psi bytes");
+    c.zero_stage = 3;
+    EFF_CHECK(eff_est_run(&c, &r3) == EFF_OK && fabs(r3.comm_dp / r.comm_dp - 1.5) < 1e-12 && fabs(r3.params + r3.grads + r3.optim - 1.875e9) < 1,
+              "estimate: ZeRO-3 moves 1.5x DP's bytes and holds 16 psi / 64");
+    c.zero_stage = 0; c.n_params = 0; c.n_layers = 96; c.hidden = 12288; c.heads = 96; c.seq = 2048; c.vocab = 51200;
+    {
+        eff_status st = eff_est_run(&c, &r);
+        EFF_CHECK(st == EFF_OK && fabs(r.n_params / 175e9 - 1) < 0.01, "estimate: 12Lh^2(...) gives GPT-3's 175B (%.4g)", r.n_params);
+    }
+    c.tp = 8; c.pp = 8; c.sp = 1; c.n_micro = 16;
+    EFF_CHECK(eff_est_run(&c, &r) == EFF_OK && r.act == r.act_layer * 12 * 8 && r.comm_pp > 0 && r.comm_tp > 0,
+              "estimate: 1F1B stage 0 holds p micro-batches of L/p layers");
+    c.tp = 5;
+    EFF_CHECK(eff_est_run(&c, &r) == EFF_ERR_INVALID_ARG, "estimate: heads not divisible by tp are rejected");
+}
+
+/* ---------------------------------------------------------------------------
+   Data-parallel training of eff_model.h's tiny Llama: n ranks, each a replica with its
+   own context that runs a B/n slice of every batch, with eff_dp_optim at ZeRO stage
+   0-3, follow the loss curve of one rank on the full batch (eff_optim's AdamW with the
+   same clipping and weight decay) and end at the same parameters.
+   --------------------------------------------------------------------------- */
+enum { MD_B = 4, MD_T = 16, MD_STEPS = 6 };
+#define MD_LR 1e-2f
+typedef struct md_arg {
+    int zero;
+    float loss[MD_STEPS];
+    float *params;              /* rank 0's final parameters, flattened */
+    int64_t n_params;
+    tlog logs[8];
+} md_arg;
+
+static void md_batch(int step, int32_t *x, int32_t *y) {
+    int i;
+    for (i = 0; i < MD_B * MD_T; i++) {
+        x[i] = (int32_t)((i * 7 + (step % 2) * 13 + (i / 5) * 3) % 256);
+        y[i] = (int32_t)((i * 7 + (step % 2) * 13 + (i / 5) * 3 + 11) % 256);
+    }
+}
+static eff_status md_model(eff_ctx *ctx, eff_model *m, eff_optim *reg, int adamw) {
+    eff_model_config c;
+    eff_optim_opts oo;
+    eff_status s = eff_model_config_preset(&c, "tiny-llama");
+    memset(m, 0, sizeof *m);
+    if (s == EFF_OK) s = eff_model_init(ctx, m, &c);
+    if (s == EFF_OK) s = eff_model_alloc_grads(ctx, m);
+    memset(&oo, 0, sizeof oo);
+    oo.kind = adamw ? EFF_OPTIM_ADAMW : EFF_OPTIM_SGD;   /* SGD without momentum: a registry of (param, grad), no state */
+    oo.lr = MD_LR; oo.weight_decay = 0.01f; oo.max_grad_norm = adamw ? 1.0f : 0.0f;
+    if (s == EFF_OK) s = eff_optim_init(ctx, reg, &oo);
+    if (s == EFF_OK) s = eff_optim_add_model(ctx, reg, m, 0, 0);
+    return s;
+}
+static int64_t md_flatten(const eff_optim *reg, float *out) {
+    int64_t i, n = 0;
+    for (i = 0; i < reg->n_params; i++) {
+        if (out) memcpy(out + n, reg->params[i].param->data, sizeof(float) * (size_t)reg->params[i].n);
+        n += reg->params[i].n;
+    }
+    return n;
+}
+
+static eff_status md_rank(eff_comm *c, void *p) {
+    md_arg *a = (md_arg *)p;
+    eff_ctx *ctx = NULL;   /* the replica's own context, seeded as the reference's (MPI ranks share no RNG) */
+    eff_ctx_opts co;
+    int n = eff_comm_size(c), r = eff_comm_rank(c), step, i;
+    int64_t rows = MD_B / n;
+    eff_model m;
+    eff_optim reg;
+    eff_dp_optim *dpo = NULL;
+    eff_dp_optim_opts o;
+    float **params = NULL, **grads = NULL;
+    int64_t *counts = NULL;
+    int32_t x[MD_B * MD_T], y[MD_B * MD_T];
+    eff_status s;
+    memset(&co, 0, sizeof co);
+    co.seed = 77; co.n_threads = 1;
+    if ((s = eff_ctx_create(&co, &ctx)) != EFF_OK) return s;
+    s = md_model(ctx, &m, &reg, 0);
+    if (s == EFF_OK) {
+        params = (float **)calloc((size_t)reg.n_params, sizeof(float *));
+        grads = (float **)calloc((size_t)reg.n_params, sizeof(float *));
+        counts = (int64_t *)calloc((size_t)reg.n_params, sizeof(int64_t));
+        if (!params || !grads || !counts) s = EFF_ERR_OOM;
+    }
+    for (i = 0; s == EFF_OK && i < reg.n_params; i++) {
+        params[i] = (float *)reg.params[i].param->data; grads[i] = (float *)reg.params[i].grad->data; counts[i] = reg.params[i].n;
+    }
+    memset(&o, 0, sizeof o);
+    o.zero_stage = a->zero; o.adamw.weight_decay = 0.01f; o.max_grad_norm = 1.0f;
+    if (s == EFF_OK) s = eff_dp_optim_create(c, (int)reg.n_params, params, grads, counts, &o, &dpo);
+    for (step = 0; step < MD_STEPS && s == EFF_OK; step++) {
+        float loss = 0.0f;
+        md_batch(step, x, y);
+        /* this rank's rows of the global batch; the mean of the ranks' mean losses is the full batch's */
+        s = eff_model_forward(ctx, &m, x + r * rows * MD_T, y + r * rows * MD_T, rows, MD_T, &loss);
+        if (s == EFF_OK) s = eff_model_backward(ctx, &m);
+        if (s == EFF_OK) s = eff_dp_optim_step(dpo, MD_LR);
+        if (s == EFF_OK) s = eff_comm_all_reduce(c, &loss, 1, EFF_F32, EFF_RED_AVG);
+        a->loss[step] = loss;
+    }
+    tlog_check(&a->logs[r], s == EFF_OK, "dp model n=%d zero-%d: training runs (%s: %s)", n, a->zero, eff_status_str(s),
+               s ? eff_ctx_last_error(eff_comm_ctx(c)) : "");
+    if (s == EFF_OK && r == 0) {
+        a->n_params = md_flatten(&reg, NULL);
+        a->params = (float *)malloc(sizeof(float) * (size_t)a->n_params);
+        if (a->params) md_flatten(&reg, a->params);
+    }
+    eff_dp_optim_destroy(dpo);
+    free(params); free(grads); free(counts);
+    eff_optim_free(ctx, &reg);
+    eff_model_free(ctx, &m);
+    eff_ctx_destroy(ctx);
+    return s;
+}
+
+/* One rank on the full batch with eff_optim: the losses and the final parameters (malloc'd). */
+static eff_status md_reference(float *ref_loss, float **ref, int64_t *nref) {
+    eff_ctx *ctx;
+    eff_ctx_opts co;
+    eff_model m;
+    eff_optim opt;
+    int32_t x[MD_B * MD_T], y[MD_B * MD_T];
+    int step;
+    eff_status s;
+    *ref = NULL; *nref = 0;
+    memset(&co, 0, sizeof co);
+    co.seed = 77; co.n_threads = 1;
+    if ((s = eff_ctx_create(&co, &ctx)) != EFF_OK) return s;
+    s = md_model(ctx, &m, &opt, 1);
+    for (step = 0; step < MD_STEPS && s == EFF_OK; step++) {
+        md_batch(step, x, y);
+        s = eff_model_forward(ctx, &m, x, y, MD_B, MD_T, &ref_loss[step]);
+        if (s == EFF_OK) s = eff_model_backward(ctx, &m);
+        if (s == EFF_OK) s = eff_optim_step(ctx, &opt);
+    }
+    if (s == EFF_OK) {
+        *nref = md_flatten(&opt, NULL);
+        *ref = (float *)malloc(sizeof(float) * (size_t)*nref);
+        if (*ref) md_flatten(&opt, *ref);
+        else s = EFF_ERR_OOM;
+    }
+    eff_optim_free(ctx, &opt);
+    eff_model_free(ctx, &m);
+    eff_ctx_destroy(ctx);
+    return s;
+}
+/* the largest relative loss difference and the parameter nmse of a run against the reference */
+static void md_compare(const md_arg *a, const float *ref_loss, const float *ref, int64_t nref, double *worst, double *e) {
+    int step;
+    *worst = 0.0;
+    for (step = 0; step < MD_STEPS; step++) {
+        double d = fabs((double)a->loss[step] - ref_loss[step]) / fabs((double)ref_loss[step]);
+        if (d > *worst) *worst = d;
+    }
+    *e = a->params && a->n_params == nref ? eff_test_nmse_ff(a->params, ref, nref) : INFINITY;
+}
+
+static void test_model_data_parallel(void) {
+    float ref_loss[MD_STEPS], *ref = NULL;
+    int64_t nref = 0;
+    int n, z, r;
+    eff_status s = md_reference(ref_loss, &ref, &nref);
+    EFF_CHECK(s == EFF_OK, "dp model: single-rank reference trains (%s)", eff_status_str(s));
+    for (n = 1; n <= 4 && ref; n *= 2)
+        for (z = 0; z <= 3; z++) {
+            md_arg *a = (md_arg *)calloc(1, sizeof *a);
+            double worst, e;
+            if (!a) break;
+            a->zero = z;
+            s = eff_comm_local_run(n, md_rank, a);
+            tlog_merge(a->logs, n, "dp model");
+            md_compare(a, ref_loss, ref, nref, &worst, &e);
+            EFF_CHECK(s == EFF_OK && worst < 1e-5 && e < 1e-10,
+                      "dp model n=%d zero-%d: %d steps follow one rank's loss curve (rel %.2g; %.4f -> %.4f) and parameters (nmse %.2g)",
+                      n, z, MD_STEPS, worst, (double)ref_loss[0], (double)ref_loss[MD_STEPS - 1], e);
+            for (r = 0; r < n; r++) tlog_free(&a->logs[r]);
+            free(a->params);
+            free(a);
+        }
+    free(ref);
+}
+
 #ifndef TEST_PARALLEL_NO_MAIN
 int main(void) {
     EFF_TEST_BEGIN("test_parallel");
@@ -1735,6 +2111,9 @@ int main(void) {
     test_pp_executor();
     test_pp_fault();
     test_expert_parallel();
+    test_ring_attention();
+    test_estimator();
+    test_model_data_parallel();
     return EFF_TEST_END();
 }
 #endif

@@ -2,8 +2,8 @@
    and `-np 4 --oversubscribe` (make test-mpi): the collective, point to point and
    split checks of test_parallel.c, argument mismatch and timeout, and the same
    rank functions that test data parallel, ZeRO, tensor/sequence parallel, the
-   pipeline executor and expert parallelism on the local backend, now one rank
-   per MPI process.
+   pipeline executor, expert parallelism, ring attention and data-parallel training
+   of the tiny model on the local backend, now one rank per MPI process.
    Every rank checks the merged results (so every rank's exit status agrees);
    only rank 0 prints. */
 #define TEST_PARALLEL_NO_MAIN
@@ -103,6 +103,43 @@ static void mpi_training(eff_comm *world, eff_comm *self, tlog *L) {
         ep_rank(world, a);
         mpi_merge(&a->logs[r], "mpi ep");
         tlog_free(&a->logs[r]);
+        free(a);
+    }
+    /* data-parallel training of the tiny Llama, ZeRO 0-3 == one rank on the full batch */
+    if (MD_B % R == 0) {
+        float ref_loss[MD_STEPS], *ref = NULL;
+        int64_t nref = 0;
+        eff_status s0 = md_reference(ref_loss, &ref, &nref);
+        for (stage = 0; stage <= 3 && s0 == EFF_OK; stage++) {
+            md_arg *a = (md_arg *)calloc(1, sizeof *a);
+            double worst = 1, e = 1;
+            eff_status s;
+            if (!a) break;
+            a->zero = stage;
+            s = md_rank(world, a);
+            if (r == 0) md_compare(a, ref_loss, ref, nref, &worst, &e);
+            MPI_Bcast(&worst, 1, MPI_DOUBLE, 0, MPI_COMM_WORLD);
+            MPI_Bcast(&e, 1, MPI_DOUBLE, 0, MPI_COMM_WORLD);
+            tlog_check(L, mpi_all_ok(s) && worst < 1e-5 && e < 1e-10,
+                       "mpi n=%d dp model zero-%d: the loss curve (rel %.2g) and parameters (nmse %.2g) of one rank", R, stage, worst, e);
+            tlog_free(&a->logs[r]);
+            free(a->params);
+            free(a);
+        }
+        free(ref);
+    }
+    /* ring and striped attention, one sequence block per process */
+    for (sp = 0; sp < 4; sp++) {
+        ra_ref ref;
+        ra_arg *a = (ra_arg *)calloc(1, sizeof *a);
+        if (!a) return;
+        if (ra_reference(eff_comm_ctx(world), &ref, (int64_t)R * RA_TL, sp & 1) == EFF_OK) {
+            a->ref = &ref; a->layout = sp >> 1; a->causal = sp & 1;
+            ra_rank(world, a);
+            mpi_merge(&a->logs[r], "mpi ring attention");
+            tlog_free(&a->logs[r]);
+        }
+        ra_ref_free(&ref);
         free(a);
     }
     /* the pipeline executor, one stage per process */

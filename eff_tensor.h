@@ -2090,8 +2090,11 @@ static void eff__sgemm_core(int nt, int transA, int transB, int64_t M, int64_t N
 
 /* Threads worth waking for an M x N x K product: a parallel region costs a few
    microseconds (far more on a loaded machine), about a 1 MFLOP product. */
+/* One thread for problems too small to pay for a fork/join. Small M (decode) is bound
+   by streaming B, so its size is B's, not the flop count. */
 static int eff__sgemm_threads(int nt, int64_t M, int64_t N, int64_t K) {
     double flops = 2.0 * (double)M * (double)N * (double)K;
+    if (M <= EFF__GEMM_SMALL_M) return (double)N * (double)K < 65536.0 ? 1 : nt;
     return flops < 4e6 ? 1 : nt;
 }
 

@@ -169,6 +169,8 @@ typedef struct eff_model_acts {
     eff_tensor dres, dtmp, dln, datt, dq, dk, dv, dh, du, da, dlogits;
     eff_tensor dys, dxs, dhs, dus, das, dprobs, dgate;   /* MoE */
     eff_tensor dkp, dvp;                   /* prefix tuning */
+    eff_tensor rope;                       /* [B, T, head_dim] RoPE (cos, sin) of each sequence's positions */
+    int64_t rope_pos0;                     /* position of row 0 of sequence 0's table */
     int64_t n_prefix;                      /* the layout was made for this many prefix tokens */
     int dropless;                          /* MoE: ignore the capacity limit (cached steps) */
     int checkpoint;                        /* the layout was made with m->checkpoint */
@@ -707,6 +709,11 @@ static eff_status eff__acts_layout(eff_ctx *ctx, eff_model *m, int64_t B, int64_
     sBTV[0] = B; sBTV[1] = T; sBTV[2] = c->vocab_size;
     sTok[0] = B; sTok[1] = T;
     EFF__TRY(eff_arena_tensor(ctx, a, &A->tokens, EFF_I32, 2, sTok));
+    if (c->arch != EFF_MODEL_GPT2) {
+        int64_t sRope[3];
+        sRope[0] = B; sRope[1] = T; sRope[2] = c->head_dim;
+        EFF__TRY(eff_arena_tensor(ctx, a, &A->rope, EFF_F32, 3, sRope));
+    }
     EFF__TRY(eff_arena_tensor(ctx, a, &A->targets, EFF_I32, 2, sTok));
     for (l = 0; l < c->n_layers; l++) {
         eff_model_layer_acts *L = &A->layers[l];
@@ -784,10 +791,23 @@ static eff_status eff__acts_layout(eff_ctx *ctx, eff_model *m, int64_t B, int64_
     return EFF_OK;
 }
 
+/* Bytes the activations of a [B, T] batch take (a sizing pass that leaves m->acts as it was). */
+static size_t eff__acts_bytes(eff_ctx *ctx, eff_model *m, int64_t B, int64_t T) {
+    eff_arena saved = m->acts.arena;
+    size_t need;
+    eff_arena_init(&m->acts.arena);
+    need = eff__acts_layout(ctx, m, B, T) == EFF_OK && !m->acts.arena.overflow ? m->acts.arena.size : (size_t)-1;
+    m->acts.arena = saved;
+    return need;
+}
 static eff_status eff__acts_ensure(eff_ctx *ctx, eff_model *m, int64_t B, int64_t T) {
     eff_status s;
-    if (m->acts.arena.base && m->acts.B == B && m->acts.T == T && m->acts.checkpoint == m->checkpoint && m->acts.n_prefix == eff__n_prefix(m)) {
+    if (m->acts.arena.base && m->acts.checkpoint == m->checkpoint && m->acts.n_prefix == eff__n_prefix(m) &&
+        ((m->acts.B == B && m->acts.T == T) || eff__acts_bytes(ctx, m, B, T) <= m->acts.arena.size)) {
+        /* the same shape, or another one that fits (decode alternates 1-token steps with
+           gamma+1-token verification): reuse the memory */
         eff_arena_rewind(&m->acts.arena);
+        m->acts.B = B; m->acts.T = T;
         return eff__acts_layout(ctx, m, B, T);
     }
     eff__model_free_acts(ctx, m);
@@ -1073,6 +1093,9 @@ static eff_status eff__layer_forward(eff_ctx *ctx, eff_model *m, int64_t l, eff_
         for (b = 0; b < (pos ? B : 1); b++) {   /* one RoPE call per sequence position offset */
             eff_rope_opts ro = eff__rope_opts(m, pos ? pos[b] : 0);
             eff_tensor qb = q4, kb = k4;
+            ro.cs = (const float *)m->acts.rope.data + b * m->acts.T * c->head_dim;   /* filled by eff__forward */
+            ro.cs_pos0 = pos ? pos[b] : 0;
+            ro.cs_len = m->acts.T;
             if (pos) { EFF__TRY(eff_tensor_slice(ctx, &qb, &q4, 0, b, 1)); EFF__TRY(eff_tensor_slice(ctx, &kb, &k4, 0, b, 1)); }
             EFF__TRY(eff_rope_forward(ctx, &qb, &qb, &ro));
             EFF__TRY(eff_rope_forward(ctx, &kb, &kb, &ro));
@@ -1150,6 +1173,12 @@ static eff_status eff__model_run(eff_ctx *ctx, eff_model *m, const char *fn, con
             if (pos) EFF__TRY(eff_tensor_slice(ctx, &res, &A->layers[0].res, 0, i, 1));
             EFF__TRY(eff_add_forward(ctx, &res, &res, &pe));
         }
+    }
+    if (c->arch != EFF_MODEL_GPT2) {   /* RoPE angles once per call, not once per layer */
+        eff_rope_opts ro = eff__rope_opts(m, 0);
+        for (i = 0; i < (pos ? B : 1); i++)
+            EFF__TRY(eff_rope_table(ctx, (float *)A->rope.data + i * T * c->head_dim, pos ? pos[i] : 0, T, c->head_dim, &ro));
+        A->rope_pos0 = pos ? pos[0] : 0;
     }
     for (l = 0; l < c->n_layers; l++)
         EFF__TRY(eff__layer_forward(ctx, m, l, l + 1 < c->n_layers ? &A->layers[l + 1].res : &A->res_out, cache, seqs, pos));
@@ -1343,6 +1372,7 @@ static eff_status eff__layer_backward(eff_ctx *ctx, eff_model *m, int64_t l) {
     if (!gpt2) {
         eff_rope_opts ro = eff__rope_opts(m, 0);
         eff_tensor dq4 = eff__heads(&A->dq, c->n_heads, c->head_dim), dk4 = eff__heads(&A->dk, c->n_kv_heads, c->head_dim);
+        ro.cs = (const float *)A->rope.data; ro.cs_pos0 = A->rope_pos0; ro.cs_len = A->T;
         EFF__TRY(eff_rope_backward(ctx, &dq4, &dq4, &ro));
         EFF__TRY(eff_rope_backward(ctx, &dk4, &dk4, &ro));
     }

@@ -387,9 +387,17 @@ typedef struct eff_rope_opts {
     int64_t pos_offset;
     const int32_t *pos;     /* [T] explicit positions, or NULL */
     float freq_scale;       /* 0: 1 (linear position interpolation: pos * freq_scale) */
+    /* Optional: (cos, sin) of positions [cs_pos0, cs_pos0 + cs_len) from eff_rope_table with
+       these opts, so a model computes them once per step instead of once per layer; a
+       position outside it is computed on the fly. */
+    const float *cs;
+    int64_t cs_pos0, cs_len;
 } eff_rope_opts;
 EFFDEF eff_status eff_rope_forward(eff_ctx *ctx, eff_tensor *y, const eff_tensor *x, const eff_rope_opts *opts);
 EFFDEF eff_status eff_rope_backward(eff_ctx *ctx, eff_tensor *dx, const eff_tensor *dy, const eff_rope_opts *opts);
+/* cs[n][rot/2][2] = cos, sin of positions pos0 .. pos0+n-1 (rot = opts->rot_dim, or
+   head_dim when 0); the same float values eff_rope_forward computes. */
+EFFDEF eff_status eff_rope_table(eff_ctx *ctx, float *cs, int64_t pos0, int64_t n, int64_t head_dim, const eff_rope_opts *opts);
 
 /* Embedding: out[.., C] = table[ids[..], :]; ids i32. Backward: dtable[ids] += dout. */
 EFFDEF eff_status eff_embedding_forward(eff_ctx *ctx, eff_tensor *out, const eff_tensor *ids, const eff_tensor *table);
@@ -2848,6 +2856,32 @@ EFFDEF eff_status eff_rmsnorm_backward(eff_ctx *ctx, eff_tensor *dx, eff_tensor 
 }
 
 /* ---- RoPE ---- */
+/* (cos, sin) of position p for the rot/2 frequencies; angles in double: p * theta^(-2i/rot). */
+static void eff__rope_angles(const eff_rope_opts *o, int64_t rot, int64_t p, float *c) {
+    double pos = (double)p * o->freq_scale;
+    int64_t i;
+    for (i = 0; i < rot / 2; i++) {
+        double ang = pos * pow((double)o->theta, -2.0 * (double)i / (double)rot);
+        c[2 * i] = (float)cos(ang);
+        c[2 * i + 1] = (float)sin(ang);
+    }
+}
+EFFDEF eff_status eff_rope_table(eff_ctx *ctx, float *cs, int64_t pos0, int64_t n, int64_t head_dim, const eff_rope_opts *opts) {
+    eff_rope_opts o;
+    int64_t rot, t;
+    EFF__CHECK_PTR(ctx, ctx);
+    memset(&o, 0, sizeof o);
+    if (opts) o = *opts;
+    if (o.theta == 0.0f) o.theta = 10000.0f;
+    if (o.freq_scale == 0.0f) o.freq_scale = 1.0f;
+    rot = o.rot_dim ? o.rot_dim : head_dim;
+    EFF__CHECK(ctx, n >= 0 && (n == 0 || cs), EFF_ERR_INVALID_ARG, "eff_rope_table: 'cs' is NULL or n = %lld < 0", (long long)n);
+    EFF__CHECK(ctx, rot > 0 && rot <= head_dim && rot % 2 == 0, EFF_ERR_INVALID_ARG, "eff_rope_table: rot_dim %lld must be even and in (0, %lld]",
+               (long long)rot, (long long)head_dim);
+    EFF__CHECK(ctx, o.theta > 0.0f, EFF_ERR_INVALID_ARG, "eff_rope_table: theta %g <= 0", (double)o.theta);
+    for (t = 0; t < n; t++) eff__rope_angles(&o, rot, pos0 + t, cs + t * rot);
+    return EFF_OK;
+}
 static eff_status eff__rope(eff_ctx *ctx, const char *fn, eff_tensor *y, const eff_tensor *x, const eff_rope_opts *opts, float sign) {
     eff_rope_opts o;
     int64_t B, T, H, D, rot, half, t;
@@ -2872,14 +2906,12 @@ static eff_status eff__rope(eff_ctx *ctx, const char *fn, eff_tensor *y, const e
     if (B == 0 || T == 0 || H == 0 || D == 0) return EFF_OK;
     cs = (float *)eff_ctx_alloc(ctx, (size_t)(T * half * 2) * sizeof(float));
     if (!cs) return ctx->last_status;
-    for (t = 0; t < T; t++) {   /* angles in double: pos * theta^(-2i/rot) */
-        double pos = (double)(o.pos ? (int64_t)o.pos[t] : o.pos_offset + t) * o.freq_scale;
-        int64_t i;
-        for (i = 0; i < half; i++) {
-            double ang = pos * pow((double)o.theta, -2.0 * (double)i / (double)rot);
-            cs[(t * half + i) * 2] = (float)cos(ang);
-            cs[(t * half + i) * 2 + 1] = sign * (float)sin(ang);
-        }
+    for (t = 0; t < T; t++) {
+        int64_t p = o.pos ? (int64_t)o.pos[t] : o.pos_offset + t, i;
+        float *c = cs + t * half * 2;
+        if (o.cs && p >= o.cs_pos0 && p < o.cs_pos0 + o.cs_len) memcpy(c, o.cs + (p - o.cs_pos0) * half * 2, (size_t)half * 2 * sizeof(float));
+        else eff__rope_angles(&o, rot, p, c);
+        if (sign < 0.0f) for (i = 0; i < half; i++) c[2 * i + 1] = -c[2 * i + 1];
     }
     nt = ctx->n_threads;
     (void)nt;

@@ -1,11 +1,14 @@
 /* spec_demo.c - speculative decoding and prefix caching on a pair the demo trains itself.
 
-   A target (8 layers, dim 256) and a draft (2 layers, dim 64) learn the same generated
-   corpus. Then the same prompts are decoded greedily three ways, all on this machine in
-   this run: plain target decoding, speculative decoding with the small draft, and
-   prompt-lookup drafting. Greedy speculative output is the target's output token for
-   token (checked); what changes is how many target calls it takes. Finally four
-   requests share a system prompt through the prefix cache. */
+   A target (8 layers, dim 256) and a draft (2 layers, dim 64, 46x smaller) learn the same
+   generated corpus; then the draft is distilled on the target's own greedy continuations
+   of corpus snippets (sequence-level distillation: where the corpus leaves a free choice,
+   the draft learns which one the target makes). The evaluation prompts are decoded
+   greedily three ways, all on this machine in this run: plain target decoding,
+   speculative decoding with the draft, and prompt-lookup drafting. Greedy speculative
+   output is the target's output token for token (checked); what changes is how many
+   target calls it takes. Finally four requests share a system prompt through the prefix
+   cache. */
 #define EFF_IMPLEMENTATION
 #include "eff_infer.h"
 #include "demo_common.h"
@@ -36,10 +39,33 @@ int main(void) {
     cd = demo_llama(64, 2, 4, 2, 176, 320);
     TRY(eff_model_init(ctx, &target, &ct));
     TRY(eff_model_init(ctx, &draft, &cd));
-    printf("target: %.2fM parameters (%.1f MB f32)   draft: %.3fM parameters; both trained on the generated corpus\n",
+    printf("target: %.2fM parameters (%.1f MB f32)   draft: %.3fM parameters; trained on the generated corpus\n",
            eff_model_config_n_params(&ct) / 1e6, (double)eff_model_weight_bytes(&target) / 1e6, eff_model_config_n_params(&cd) / 1e6);
-    if (demo_train(ctx, &target, ids, n_ids, 4, 64, 240, 2e-3f, "target") < 0) return 1;
-    if (demo_train(ctx, &draft, ids, n_ids, 8, 64, 400, 4e-3f, "draft") < 0) return 1;
+    /* windows of 256 tokens: the positions generation reaches are the positions trained */
+    if (demo_train(ctx, &target, ids, n_ids, 2, 256, 600, 3e-3f, "target") < 0) return 1;
+    if (demo_train(ctx, &draft, ids, n_ids, 2, 256, 400, 4e-3f, "draft") < 0) return 1;
+    {   /* distillation set: the target's greedy continuations of 48 corpus snippets */
+        static int32_t dist[48 * 224];
+        int64_t nd = 0, k, no;
+        double t0 = demo_now();
+        for (k = 0; k < 48; k++) {
+            eff_attn_cache c;
+            eff_attn_cache_opts co;
+            eff_gen_opts g;
+            int64_t off = (int64_t)(eff_rng_u64(eff_ctx_rng(ctx)) % (uint64_t)(n_ids - 64));
+            while (ids[off] != ' ') off++;   /* start at a word */
+            memcpy(dist + nd, ids + off + 1, 24 * sizeof(int32_t));
+            memset(&co, 0, sizeof co);
+            memset(&g, 0, sizeof g);
+            g.max_tokens = 200;
+            TRY(eff_model_cache_create(ctx, &target, &c, &co));
+            TRY(eff_generate(ctx, &target, &c, 0, dist + nd, 24, &g, dist + nd + 24, 200, &no, NULL));
+            eff_attn_cache_free(ctx, &c);
+            nd += 24 + no;
+        }
+        printf("  distillation set: %lld tokens of target greedy text (%.1f s)\n", (long long)nd, demo_now() - t0);
+        if (demo_train(ctx, &draft, dist, nd, 2, 224, 200, 2e-3f, "distill") < 0) return 1;
+    }
     TRY(eff_model_save_hf(ctx, &target, "build/demo_target"));   /* for examples/generate */
     TRY(eff_model_save_hf(ctx, &draft, "build/demo_draft"));
 
@@ -62,7 +88,7 @@ int main(void) {
         TRY(eff_model_cache_create(ctx, &draft, &cdr, &co));
         TRY(eff_generate(ctx, &target, &c1, 0, prompt, np, &g, plain, 256, &n1, &s1));
         memset(&sp, 0, sizeof sp);
-        sp.draft = &draft; sp.draft_cache = &cdr; sp.gamma = 5; sp.adaptive = 1; sp.gamma_max = 8;
+        sp.draft = &draft; sp.draft_cache = &cdr; sp.gamma = 5;
         TRY(eff_generate_spec(ctx, &target, &c2, 0, prompt, np, &g, &sp, spec, 256, &n2, &s2));
         memset(&sp, 0, sizeof sp);
         sp.draft_kind = EFF_DRAFT_PROMPT_LOOKUP; sp.gamma = 6;

@@ -1176,12 +1176,6 @@ static void eff__dot_q6_k_q8_k_ref(int64_t n, float *s, const void *vw, const vo
 
 #ifdef EFF__Q_AVX2
 /* ---- AVX2 / AVX-512 VNNI kernels: one 32-element block per 256-bit vector ---- */
-EFF__INLINE float eff__hsum256(__m256 v) {
-    __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
-    s = _mm_add_ps(s, _mm_movehl_ps(s, s));
-    s = _mm_add_ss(s, _mm_movehdup_ps(s));
-    return _mm_cvtss_f32(s);
-}
 EFF__INLINE int eff__hsum256_i32(__m256i v) {
     __m128i s = _mm_add_epi32(_mm256_castsi256_si128(v), _mm256_extracti128_si256(v, 1));
     s = _mm_add_epi32(s, _mm_shuffle_epi32(s, _MM_SHUFFLE(1, 0, 3, 2)));

@@ -736,6 +736,21 @@ EFF__INLINE float eff__u2f(uint32_t u) { float f; memcpy(&f, &u, 4); return f; }
 #include <immintrin.h>
 #pragma GCC diagnostic pop
 #endif
+#if !defined(EFF_NO_SIMD) && defined(__AVX2__)
+#include <immintrin.h>
+/* 256-bit horizontal sums, shared by the AVX2 and AVX-512 paths (and eff_quant.h's
+   256-bit kernels): one value, or four values with one transpose-and-add tree. */
+EFF__INLINE float eff__hsum256(__m256 v) {
+    __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+    s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+    s = _mm_add_ss(s, _mm_movehdup_ps(s));
+    return _mm_cvtss_f32(s);
+}
+EFF__INLINE void eff__vhsum4_256(__m256 a, __m256 b, __m256 c, __m256 d, float *out) {
+    __m256 abcd = _mm256_hadd_ps(_mm256_hadd_ps(a, b), _mm256_hadd_ps(c, d));
+    _mm_storeu_ps(out, _mm_add_ps(_mm256_castps256_ps128(abcd), _mm256_extractf128_ps(abcd, 1)));
+}
+#endif
 #if !defined(EFF_NO_SIMD) && defined(__AVX512F__)
 #include <immintrin.h>
 #define EFF_SIMD_NAME "avx512"
@@ -753,13 +768,10 @@ typedef __m512 eff__vf;
 #define eff__vmin(a, b) _mm512_min_ps(a, b)
 /* Horizontal sum/max through zero-masked extracts: GCC 12's _mm512_reduce_* use
    _mm256_undefined_*(), which -Wuninitialized flags in C++ builds. */
-EFF__INLINE float eff__vhsum(__m512 v) {
-    __m256 h = _mm256_add_ps(_mm512_castps512_ps256(v), _mm256_castpd_ps(_mm512_maskz_extractf64x4_pd(0xF, _mm512_castps_pd(v), 1)));
-    __m128 s = _mm_add_ps(_mm256_castps256_ps128(h), _mm256_extractf128_ps(h, 1));
-    s = _mm_add_ps(s, _mm_movehl_ps(s, s));
-    s = _mm_add_ss(s, _mm_movehdup_ps(s));
-    return _mm_cvtss_f32(s);
+EFF__INLINE __m256 eff__half512(__m512 v) {   /* low + high 256-bit halves */
+    return _mm256_add_ps(_mm512_castps512_ps256(v), _mm256_castpd_ps(_mm512_maskz_extractf64x4_pd(0xF, _mm512_castps_pd(v), 1)));
 }
+EFF__INLINE float eff__vhsum(__m512 v) { return eff__hsum256(eff__half512(v)); }
 EFF__INLINE float eff__vhmax(__m512 v) {
     __m256 h = _mm256_max_ps(_mm512_castps512_ps256(v), _mm256_castpd_ps(_mm512_maskz_extractf64x4_pd(0xF, _mm512_castps_pd(v), 1)));
     __m128 s = _mm_max_ps(_mm256_castps256_ps128(h), _mm256_extractf128_ps(h, 1));
@@ -767,13 +779,7 @@ EFF__INLINE float eff__vhmax(__m512 v) {
     s = _mm_max_ss(s, _mm_movehdup_ps(s));
     return _mm_cvtss_f32(s);
 }
-/* out[0..3] = horizontal sums of a, b, c, d (one transpose-and-add tree). */
-EFF__INLINE void eff__vhsum4_256(__m256 a, __m256 b, __m256 c, __m256 d, float *out) {
-    __m256 abcd = _mm256_hadd_ps(_mm256_hadd_ps(a, b), _mm256_hadd_ps(c, d));
-    _mm_storeu_ps(out, _mm_add_ps(_mm256_castps256_ps128(abcd), _mm256_extractf128_ps(abcd, 1)));
-}
-#define EFF__HALF512(v) _mm256_add_ps(_mm512_castps512_ps256(v), _mm256_castpd_ps(_mm512_maskz_extractf64x4_pd(0xF, _mm512_castps_pd(v), 1)))
-#define eff__vhsum4(a, b, c, d, out) eff__vhsum4_256(EFF__HALF512(a), EFF__HALF512(b), EFF__HALF512(c), EFF__HALF512(d), out)
+#define eff__vhsum4(a, b, c, d, out) eff__vhsum4_256(eff__half512(a), eff__half512(b), eff__half512(c), eff__half512(d), out)
 #define eff__vround(v) _mm512_roundscale_ps(v, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC)
 /* 2^n for integral-valued float n in [-126, 127] */
 #define eff__vpow2i(n) _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_add_epi32(_mm512_cvtps_epi32(n), _mm512_set1_epi32(127)), 23))
@@ -795,21 +801,12 @@ typedef __m256 eff__vf;
 #define eff__vfma(a, b, c) _mm256_fmadd_ps(a, b, c)
 #define eff__vmax(a, b) _mm256_max_ps(a, b)
 #define eff__vmin(a, b) _mm256_min_ps(a, b)
-EFF__INLINE float eff__vhsum(__m256 v) {
-    __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
-    s = _mm_add_ps(s, _mm_movehl_ps(s, s));
-    s = _mm_add_ss(s, _mm_movehdup_ps(s));
-    return _mm_cvtss_f32(s);
-}
+#define eff__vhsum(v) eff__hsum256(v)
 EFF__INLINE float eff__vhmax(__m256 v) {
     __m128 s = _mm_max_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
     s = _mm_max_ps(s, _mm_movehl_ps(s, s));
     s = _mm_max_ss(s, _mm_movehdup_ps(s));
     return _mm_cvtss_f32(s);
-}
-EFF__INLINE void eff__vhsum4_256(__m256 a, __m256 b, __m256 c, __m256 d, float *out) {
-    __m256 abcd = _mm256_hadd_ps(_mm256_hadd_ps(a, b), _mm256_hadd_ps(c, d));
-    _mm_storeu_ps(out, _mm_add_ps(_mm256_castps256_ps128(abcd), _mm256_extractf128_ps(abcd, 1)));
 }
 #define eff__vhsum4(a, b, c, d, out) eff__vhsum4_256(a, b, c, d, out)
 #define eff__vround(v) _mm256_round_ps(v, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC)

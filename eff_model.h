@@ -2324,8 +2324,9 @@ EFFDEF eff_status eff_tokenizer_load_gpt2(eff_ctx *ctx, eff_tokenizer *t, const 
     if (!r || r->type != EFF_JSON_OBJECT) { eff_json_free(ctx, &js); return eff_ctx_error(ctx, EFF_ERR_FORMAT, "%s: not a JSON object", vocab_json); }
     for (c = eff_json_child(&js, r); c; c = eff_json_next(&js, c)) {
         if (c->type != EFF_JSON_NUMBER || !c->is_int || c->inum < 0 || c->inum >= ((int64_t)1 << 24)) {
-            eff_json_free(ctx, &js);
-            return eff_ctx_error(ctx, EFF_ERR_FORMAT, "%s: id of \"%.40s\" is not an integer in [0, 2^24)", vocab_json, c->key);
+            s = eff_ctx_error(ctx, EFF_ERR_FORMAT, "%s: id of \"%.40s\" is not an integer in [0, 2^24)", vocab_json, c->key);
+            eff_json_free(ctx, &js);   /* after the message: c->key lives in js */
+            return s;
         }
         if (c->inum > max_id) max_id = c->inum;
         text_bytes += c->key_len + 1; n++;

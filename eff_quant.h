@@ -2509,11 +2509,18 @@ EFFDEF eff_status eff_quant_llm_int8_weight(eff_ctx *ctx, eff_quant_llm_int8 *w,
     return eff_quant_llm_int8_rowwise(ctx, w->q, w->scb, NULL, W, rows, cols, 0.0f);
 }
 
-/* int32 dot of two int8 rows (auto-vectorized: sign-extend, multiply, add). */
+/* int32 dot of two int8 rows with codes in [-127, 127] (so |a| fits the unsigned
+   operand of vpdpbusd / pmaddubsw): exact, whatever the kernel. */
 static int32_t eff__dot_i8(const int8_t *a, const int8_t *b, int64_t n) {
     int32_t s = 0;
-    int64_t k;
-    for (k = 0; k < n; k++) s += (int32_t)a[k] * (int32_t)b[k];
+    int64_t k = 0;
+#ifdef EFF__Q_AVX2
+    __m256i acc = _mm256_setzero_si256();
+    for (; k + 32 <= n; k += 32)
+        acc = eff__dot_s8s8(acc, _mm256_loadu_si256((const __m256i *)(a + k)), _mm256_loadu_si256((const __m256i *)(b + k)));
+    s = eff__hsum256_i32(acc);
+#endif
+    for (; k < n; k++) s += (int32_t)a[k] * (int32_t)b[k];
     return s;
 }
 
@@ -3398,7 +3405,25 @@ EFFDEF eff_status eff_quant_nm_matmul(eff_ctx *ctx, float *Y, const float *X, in
         for (i = 0; i < M; i++) {
             const float *x = X + i * K;
             float acc = 0.0f;
-            for (g = 0, k = 0; g < K; g += W->m) {
+            g = k = 0;
+#if defined(EFF__Q_AVX512)
+            if (W->n == 2 && W->m == 4) {
+                /* 16 kept values = 8 groups = 32 elements of x: select each kept value's
+                   element with one two-register permute (index = 4 * group + position) */
+                const __m512i base = _mm512_set_epi32(28, 28, 24, 24, 20, 20, 16, 16, 12, 12, 8, 8, 4, 4, 0, 0);
+                __m512 a0 = _mm512_setzero_ps(), a1 = _mm512_setzero_ps();
+                for (; g + 64 <= K; g += 64, k += 32) {
+                    __m512i i0 = _mm512_add_epi32(base, _mm512_cvtepu8_epi32(_mm_loadu_si128((const __m128i *)(ix + k))));
+                    __m512i i1 = _mm512_add_epi32(base, _mm512_cvtepu8_epi32(_mm_loadu_si128((const __m128i *)(ix + k + 16))));
+                    __m512 x0 = _mm512_permutex2var_ps(_mm512_loadu_ps(x + g), i0, _mm512_loadu_ps(x + g + 16));
+                    __m512 x1 = _mm512_permutex2var_ps(_mm512_loadu_ps(x + g + 32), i1, _mm512_loadu_ps(x + g + 48));
+                    a0 = _mm512_fmadd_ps(_mm512_loadu_ps(v + k), x0, a0);
+                    a1 = _mm512_fmadd_ps(_mm512_loadu_ps(v + k + 16), x1, a1);
+                }
+                acc = _mm512_reduce_add_ps(_mm512_add_ps(a0, a1));
+            }
+#endif
+            for (; g < K; g += W->m) {
                 int q;
                 for (q = 0; q < W->n; q++, k++) acc += v[k] * x[g + ix[k]];
             }

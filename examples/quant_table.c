@@ -5,25 +5,26 @@
    like a transformer projection. Fewer bits cost accuracy; block formats with a
    scale per 32-256 weights (Q*_0, Q4_K, NF4) keep the outliers from ruining the
    rest, a single per-tensor int8 scale does not. Single thread, so the times
-   compare formats rather than measure the machine (bench/bench_quant.c does). */
+   compare formats rather than measure the machine (bench/bench_quant.c does).
+   Then two other ways to shrink the same matrix: magnitude and 2:4 pruning
+   (sparsity vs error), and truncated SVD (rank vs error; a trained or structured
+   matrix has a decaying spectrum, an i.i.d. random one does not). */
 #define EFF_IMPLEMENTATION
 #include "eff_quant.h"
 #include <stdio.h>
-#include <time.h>
 
 #define ROWS 1024
 #define COLS 4096
 
-static double seconds(void) { return (double)clock() / CLOCKS_PER_SEC; }
 /* fastest of `reps` timed calls, in microseconds */
 #define TIME_US(call, out)                                                  \
     do {                                                                    \
         int r_;                                                             \
         (out) = 1e30;                                                       \
         for (r_ = 0; r_ < reps; r_++) {                                     \
-            double t_ = seconds();                                          \
+            double t_ = eff_time_seconds();                                          \
             call;                                                           \
-            t_ = (seconds() - t_) * 1e6;                                    \
+            t_ = (eff_time_seconds() - t_) * 1e6;                                    \
             (out) = t_ < (out) ? t_ : (out);                                \
         }                                                                   \
     } while (0)
@@ -81,6 +82,15 @@ int main(void) {
             eff_quant_int_free(ctx, &q);
         }
     }
+    {   /* LLM.int8(): int8 per output row (absmax), int8 x int8 products */
+        eff_quant_llm_int8 q;
+        int64_t k;
+        eff_quant_llm_int8_weight(ctx, &q, w, ROWS, COLS);
+        for (k = 0; k < (int64_t)ROWS * COLS; k++) wd[k] = (float)q.q[k] * (q.scb[k / COLS] / 127.0f);
+        TIME_US(eff_quant_llm_int8_matmul(ctx, y, x, 1, &q, NULL, EFF_QUANT_LLM_INT8_THRESHOLD, NULL), t);
+        row(ctx, "int8 LLM.int8 (rows)", (double)ROWS * COLS + 4.0 * ROWS, w, wd, t);
+        eff_quant_llm_int8_free(ctx, &q);
+    }
     for (f = 0; f < 5; f++) {   /* ggml blocks through the dtype table: eff_linear_forward runs on them */
         eff_quant_tensor_quantize(ctx, &Wq, &W, blocks[f]);
         eff_quant_row_dequantize(ctx, blocks[f], Wq.data, wd, (int64_t)ROWS * COLS);
@@ -100,7 +110,76 @@ int main(void) {
         row(ctx, f == 0 ? "nf4 (block 64)" : f == 1 ? "nf4 + double quant" : "fp4 (block 64)", (double)eff_quant_4bit_nbytes(&q), w, wd, t);
         eff_quant_4bit_free(ctx, &q);
     }
-    printf("\nnmse = sum (w - dq(q(w)))^2 / sum w^2; SQNR = -10 log10(nmse). int8/int4 rows have no GEMV kernel (nan).\n");
+    /* the same NF4 codes as a block dtype of the context's table: eff_linear_forward runs on it */
+    eff_quant_tensor_quantize(ctx, &Wq, &W, EFF_NF4);
+    eff_quant_row_dequantize(ctx, EFF_NF4, Wq.data, wd, (int64_t)ROWS * COLS);
+    TIME_US(eff_linear_forward(ctx, &Y, &X, &Wq, NULL), t);
+    row(ctx, "nf4 dtype (linear)", (double)eff_tensor_nbytes(&Wq), w, wd, t);
+    eff_tensor_free(ctx, &Wq);
+    printf("\nnmse = sum (w - dq(q(w)))^2 / sum w^2; SQNR = -10 log10(nmse). The int8/int4 storage rows have no GEMV kernel (nan);\n"
+           "LLM.int8 multiplies int8 weights by int8-rounded activations.\n");
+
+    {   /* pruning: zero the smallest weights (by |w| over the whole matrix), or keep 2 of every 4 */
+        const double sp[5] = {0.25, 0.5, 0.75, 0.9, 0.95};
+        uint8_t *mask = (uint8_t *)eff_ctx_alloc(ctx, (size_t)ROWS * COLS);
+        eff_quant_nm nm;
+        if (!mask) return 1;
+        printf("\n| pruning                  | sparsity | nmse      | GEMV us  |\n");
+        printf("|--------------------------|----------|-----------|----------|\n");
+        for (f = 0; f < 5; f++) {
+            eff_quant_stats st;
+            memcpy(wd, w, sizeof(float) * ROWS * COLS);
+            eff_quant_prune_magnitude(ctx, mask, w, (int64_t)ROWS * COLS, sp[f]);
+            eff_quant_prune_apply(ctx, wd, mask, (int64_t)ROWS * COLS);
+            eff_quant_error_stats(ctx, w, wd, (int64_t)ROWS * COLS, &st);
+            printf("| magnitude (unstructured) | %7.0f%% | %9.2e | %8s |\n", 100.0 * sp[f], st.nmse, "dense");
+        }
+        if (eff_quant_nm_prune(ctx, &nm, w, ROWS, COLS, 2, 4) == EFF_OK) {
+            eff_quant_stats st;
+            eff_quant_nm_decompress(ctx, &nm, wd);
+            eff_quant_error_stats(ctx, w, wd, (int64_t)ROWS * COLS, &st);
+            TIME_US(eff_quant_nm_matmul(ctx, y, x, 1, &nm, NULL), t);
+            printf("| 2:4 semi-structured      | %7.0f%% | %9.2e | %8.0f |\n", 50.0, st.nmse, t);
+            eff_quant_nm_free(ctx, &nm);
+        }
+        printf("nmse of magnitude pruning = the share of sum w^2 in the dropped weights; the 2:4 row multiplies only the kept half.\n");
+        eff_ctx_free(ctx, mask);
+    }
+
+    {   /* low rank: A ~ B C with B [m, r], C [r, n] from the truncated SVD */
+        enum { M_ = 256, N_ = 512, R_ = 16 };
+        const int64_t ranks[5] = {8, 16, 32, 64, 128};
+        float *A = (float *)eff_ctx_alloc(ctx, sizeof(float) * M_ * N_), *Bm = (float *)eff_ctx_alloc(ctx, sizeof(float) * M_ * N_);
+        float *Cm = (float *)eff_ctx_alloc(ctx, sizeof(float) * M_ * N_), *Us = (float *)eff_ctx_alloc(ctx, sizeof(float) * M_ * R_);
+        float *Vs = (float *)eff_ctx_alloc(ctx, sizeof(float) * R_ * N_);
+        int kind;
+        if (!A || !Bm || !Cm || !Us || !Vs) return 1;
+        printf("\n| low rank (%d x %d)          | rank | params vs dense | rel. error ||A - BC|| / ||A|| |\n", M_, N_);
+        printf("|-------------------------------|------|-----------------|------------------------------|\n");
+        for (kind = 0; kind < 2; kind++) {
+            int64_t k, j;
+            if (kind == 0) memcpy(A, w, sizeof(float) * M_ * N_);   /* the top-left block of W (a rows' prefix) */
+            else {   /* rank-16 structure plus 5% noise */
+                eff_rng_fill_normal(eff_ctx_rng(ctx), Us, (int64_t)M_ * R_, 0.0f, 1.0f);
+                eff_rng_fill_normal(eff_ctx_rng(ctx), Vs, (int64_t)R_ * N_, 0.0f, 1.0f);
+                for (k = 0; k < M_; k++)
+                    for (j = 0; j < N_; j++) {
+                        float acc = 0.0f;
+                        int r;
+                        for (r = 0; r < R_; r++) acc += Us[k * R_ + r] * Vs[r * N_ + j];
+                        A[k * N_ + j] = acc / 4.0f + 0.05f * eff_rng_normal(eff_ctx_rng(ctx));
+                    }
+            }
+            for (f = 0; f < 5; f++) {
+                int64_t got;
+                double err;
+                if (eff_quant_lowrank(ctx, A, M_, N_, ranks[f], 0.0, Bm, Cm, &got, &err) != EFF_OK) return 1;
+                printf("| %-29s | %4lld | %14.1f%% | %28.3f |\n", kind == 0 ? "block of W (i.i.d. Gaussian)" : "rank-16 signal + 5% noise",
+                       (long long)got, 100.0 * (double)got * (M_ + N_) / ((double)M_ * N_), err);
+            }
+        }
+        eff_ctx_free(ctx, A); eff_ctx_free(ctx, Bm); eff_ctx_free(ctx, Cm); eff_ctx_free(ctx, Us); eff_ctx_free(ctx, Vs);
+    }
     eff_ctx_free(ctx, w); eff_ctx_free(ctx, wd); eff_ctx_free(ctx, x); eff_ctx_free(ctx, y);
     eff_ctx_destroy(ctx);
     return 0;

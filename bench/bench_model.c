@@ -81,7 +81,13 @@ int main(void) {
             double tps, mb, bound;
             eff_model_config_preset(&c, shapes[i]);
             if (eff_model_init(ctx, &m, &c)) return 1;
-            if (dtypes[d] != EFF_F32 && eff_model_quantize(ctx, &m, dtypes[d])) { printf("quantize: %s\n", eff_ctx_last_error(ctx)); return 1; }
+            if (dtypes[d] != EFF_F32 && eff_model_quantize(ctx, &m, dtypes[d])) {
+                if (eff_ctx_last_status(ctx) != EFF_ERR_SHAPE) { printf("quantize: %s\n", eff_ctx_last_error(ctx)); return 1; }
+                printf("| %-18s | %-5s | rows are not whole %lld-element blocks (dim %lld)\n", shapes[i], eff_dtype_name(dtypes[d]),
+                       (long long)eff_dtype_blck_size(dtypes[d]), (long long)m.cfg.dim);
+                eff_model_free(ctx, &m);
+                continue;
+            }
             mb = (double)eff_model_weight_bytes(&m) / 1e6;
             tps = decode_tps(ctx, &m, i == 0 ? 128 : 48);
             bound = rbw * 1e3 / mb;

@@ -13,7 +13,6 @@
 int main(void) {
     eff_ctx *ctx;
     eff_model t, d;
-    eff_model_config ct = demo_llama(256, 8, 8, 2, 704, 512), cd = demo_llama(64, 2, 4, 2, 176, 512);
     eff_tokenizer tok;
     static char corpus[1 << 17];
     static int32_t ids[1 << 17];
@@ -27,10 +26,9 @@ int main(void) {
     eff_tokenizer_byte(ctx, &tok);
     n_text = demo_corpus(corpus, sizeof corpus, 11, 0);
     eff_tokenizer_encode(ctx, &tok, corpus, n_text, 0, 0, ids, (int64_t)(sizeof ids / sizeof ids[0]), &n_ids);
-    eff_model_init(ctx, &t, &ct);
-    eff_model_init(ctx, &d, &cd);
-    printf("training the pair (target %.2fM, draft %.3fM parameters)...\n", eff_model_config_n_params(&ct) / 1e6, eff_model_config_n_params(&cd) / 1e6);
-    if (demo_train(ctx, &t, ids, n_ids, 4, 64, 240, 2e-3f, NULL) < 0 || demo_train(ctx, &d, ids, n_ids, 8, 64, 400, 4e-3f, NULL) < 0) return 1;
+    printf("training the pair of examples/spec_demo.c (demo_spec_pair)...\n");
+    if (demo_spec_pair(ctx, &t, &d, ids, n_ids, 512, 0) < 0) { printf("training: %s\n", eff_ctx_last_error(ctx)); return 1; }
+    printf("target %.2fM, draft %.3fM parameters\n", eff_model_config_n_params(&t.cfg) / 1e6, eff_model_config_n_params(&d.cfg) / 1e6);
     eff_tokenizer_encode(ctx, &tok, "the old man ", 12, 0, 0, prompt, 32, &np);
 
     printf("\n| greedy decoding, %lld tokens  | gamma | tokens/s | speedup | acceptance | tokens/target call | formula |\n", (long long)NTOK);

@@ -84,4 +84,41 @@ DEMO_FN float demo_train(eff_ctx *ctx, eff_model *m, const int32_t *ids, int64_t
     return loss;
 }
 
+#ifdef EFF_INFER_H
+/* The speculative-decoding pair of spec_demo and bench_infer: a target (8 layers, dim
+   256) and a 46x smaller draft (2 layers, dim 64) trained on ids with 256-token windows
+   (the positions generation reaches), then the draft distilled on the target's own
+   greedy continuations of 48 corpus snippets (sequence-level distillation: where the
+   corpus leaves a free choice, the draft learns the one the target makes). verbose
+   prints the losses. Returns 0, or -1 with the error in ctx. */
+DEMO_FN int demo_spec_pair(eff_ctx *ctx, eff_model *target, eff_model *draft, const int32_t *ids, int64_t n_ids, int64_t max_seq,
+                           int verbose) {
+    static int32_t dist[48 * 224];
+    eff_model_config ct = demo_llama(256, 8, 8, 2, 704, max_seq), cd = demo_llama(64, 2, 4, 2, 176, max_seq);
+    int64_t nd = 0, k, no;
+    double t0;
+    if (eff_model_init(ctx, target, &ct) || eff_model_init(ctx, draft, &cd)) return -1;
+    if (demo_train(ctx, target, ids, n_ids, 2, 256, 600, 3e-3f, verbose ? "target" : NULL) < 0) return -1;
+    if (demo_train(ctx, draft, ids, n_ids, 2, 256, 400, 4e-3f, verbose ? "draft" : NULL) < 0) return -1;
+    t0 = demo_now();
+    for (k = 0; k < 48; k++) {
+        eff_attn_cache c;
+        eff_attn_cache_opts co;
+        eff_gen_opts g;
+        int64_t off = (int64_t)(eff_rng_u64(eff_ctx_rng(ctx)) % (uint64_t)(n_ids - 64));
+        while (ids[off] != ' ') off++;   /* start at a word */
+        memcpy(dist + nd, ids + off + 1, 24 * sizeof(int32_t));
+        memset(&co, 0, sizeof co);
+        memset(&g, 0, sizeof g);
+        g.max_tokens = 200;
+        if (eff_model_cache_create(ctx, target, &c, &co)) return -1;
+        if (eff_generate(ctx, target, &c, 0, dist + nd, 24, &g, dist + nd + 24, 200, &no, NULL)) { eff_attn_cache_free(ctx, &c); return -1; }
+        eff_attn_cache_free(ctx, &c);
+        nd += 24 + no;
+    }
+    if (verbose) printf("  distillation set: %lld tokens of target greedy text (%.1f s)\n", (long long)nd, demo_now() - t0);
+    return demo_train(ctx, draft, dist, nd, 2, 224, 200, 2e-3f, verbose ? "distill" : NULL) < 0 ? -1 : 0;
+}
+#endif
+
 #endif /* EFF_DEMO_COMMON_H */

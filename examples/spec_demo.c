@@ -19,7 +19,6 @@ int main(void) {
     eff_ctx *ctx;
     eff_ctx_opts o;
     eff_model target, draft;
-    eff_model_config ct, cd;
     eff_tokenizer tok;
     static char corpus[1 << 17];
     static int32_t ids[1 << 17];
@@ -35,37 +34,9 @@ int main(void) {
     TRY(eff_tokenizer_byte(ctx, &tok));
     n_text = demo_corpus(corpus, sizeof corpus, 11, 0);
     TRY(eff_tokenizer_encode(ctx, &tok, corpus, n_text, 0, 0, ids, (int64_t)(sizeof ids / sizeof ids[0]), &n_ids));
-    ct = demo_llama(256, 8, 8, 2, 704, 320);
-    cd = demo_llama(64, 2, 4, 2, 176, 320);
-    TRY(eff_model_init(ctx, &target, &ct));
-    TRY(eff_model_init(ctx, &draft, &cd));
-    printf("target: %.2fM parameters (%.1f MB f32)   draft: %.3fM parameters; trained on the generated corpus\n",
-           eff_model_config_n_params(&ct) / 1e6, (double)eff_model_weight_bytes(&target) / 1e6, eff_model_config_n_params(&cd) / 1e6);
-    /* windows of 256 tokens: the positions generation reaches are the positions trained */
-    if (demo_train(ctx, &target, ids, n_ids, 2, 256, 600, 3e-3f, "target") < 0) return 1;
-    if (demo_train(ctx, &draft, ids, n_ids, 2, 256, 400, 4e-3f, "draft") < 0) return 1;
-    {   /* distillation set: the target's greedy continuations of 48 corpus snippets */
-        static int32_t dist[48 * 224];
-        int64_t nd = 0, k, no;
-        double t0 = demo_now();
-        for (k = 0; k < 48; k++) {
-            eff_attn_cache c;
-            eff_attn_cache_opts co;
-            eff_gen_opts g;
-            int64_t off = (int64_t)(eff_rng_u64(eff_ctx_rng(ctx)) % (uint64_t)(n_ids - 64));
-            while (ids[off] != ' ') off++;   /* start at a word */
-            memcpy(dist + nd, ids + off + 1, 24 * sizeof(int32_t));
-            memset(&co, 0, sizeof co);
-            memset(&g, 0, sizeof g);
-            g.max_tokens = 200;
-            TRY(eff_model_cache_create(ctx, &target, &c, &co));
-            TRY(eff_generate(ctx, &target, &c, 0, dist + nd, 24, &g, dist + nd + 24, 200, &no, NULL));
-            eff_attn_cache_free(ctx, &c);
-            nd += 24 + no;
-        }
-        printf("  distillation set: %lld tokens of target greedy text (%.1f s)\n", (long long)nd, demo_now() - t0);
-        if (demo_train(ctx, &draft, dist, nd, 2, 224, 200, 2e-3f, "distill") < 0) return 1;
-    }
+    if (demo_spec_pair(ctx, &target, &draft, ids, n_ids, 320, 1) < 0) { printf("training: %s\n", eff_ctx_last_error(ctx)); return 1; }
+    printf("target: %.2fM parameters (%.1f MB f32)   draft: %.3fM parameters\n", eff_model_config_n_params(&target.cfg) / 1e6,
+           (double)eff_model_weight_bytes(&target) / 1e6, eff_model_config_n_params(&draft.cfg) / 1e6);
     TRY(eff_model_save_hf(ctx, &target, "build/demo_target"));   /* for examples/generate */
     TRY(eff_model_save_hf(ctx, &draft, "build/demo_draft"));
 

@@ -44,7 +44,7 @@ EXAMPLES := $(patsubst examples/%.c,$(BUILD)/examples/%,$(EX_SRC))
 BENCHES  := $(patsubst bench/%.c,$(BUILD)/bench/%,$(BENCH_SRC))
 
 # The demo: programs run in this order by `make demo` (each prints what it shows).
-DEMOS ?= tensor_mlp sgemm_speed quant_table attn_masks attn_memory model_demo train_demo spec_demo parallel_estimate parallel_pipeline
+DEMOS ?= tensor_mlp sgemm_speed quant_table attn_masks attn_memory model_demo train_demo spec_demo parallel_estimate parallel_demo parallel_pipeline
 
 .PHONY: all examples build-all demo test test-unit test-contract test-mpi test-cuda bench bench-mpi asan cuda install clean
 all: examples

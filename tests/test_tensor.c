@@ -278,6 +278,7 @@ static void test_context(void) {
         int i;
         for (i = 0; i < 100000; i++) sink += (double)i;
         t1 = eff_time_seconds();
+        (void)sink;
         EFF_CHECK(t0 > 0.0 && t1 >= t0 && t1 - t0 < 60.0, "eff_time_seconds is monotonic (%.3g s elapsed)", t1 - t0);
     }
     EFF_CHECK(ca.n_alloc == 1, "the context itself comes from the user allocator (%lld calls)", (long long)ca.n_alloc);
@@ -1032,7 +1033,7 @@ static void test_unary_ops(void) {
     /* argument errors name the argument */
     {
         float a[6], b[6];
-        eff_tensor A = eff_tensor_2d(a, EFF_F32, 2, 3), B = eff_tensor_2d(b, EFF_F32, 3, 2), I = eff_tensor_2d(a, EFF_I32, 2, 3);
+        eff_tensor A = eff_tensor_2d(a, EFF_F32, 2, 3), B = eff_tensor_2d(b, EFF_F32, 3, 2), Ti = eff_tensor_2d(a, EFF_I32, 2, 3);
         eff_status s = eff_gelu_forward(g_ctx, NULL, &A);
         EFF_CHECK_STATUS(g_ctx, s, EFF_ERR_INVALID_ARG, "gelu_forward(y = NULL)");
         EFF_CHECK(has_substr(eff_ctx_last_error(g_ctx), "'y'"), "names 'y': %s", eff_ctx_last_error(g_ctx));
@@ -1043,7 +1044,7 @@ static void test_unary_ops(void) {
         EFF_CHECK_STATUS(g_ctx, s, EFF_ERR_SHAPE, "relu_forward with different shapes");
         EFF_CHECK(has_substr(eff_ctx_last_error(g_ctx), "'y'") && has_substr(eff_ctx_last_error(g_ctx), "'x'"), "names both: %s",
                   eff_ctx_last_error(g_ctx));
-        s = eff_scale_forward(g_ctx, &A, &I, 2.0f);
+        s = eff_scale_forward(g_ctx, &A, &Ti, 2.0f);
         EFF_CHECK_STATUS(g_ctx, s, EFF_ERR_DTYPE, "scale_forward of an i32 tensor");
         s = eff_swiglu_forward(g_ctx, &A, &A, NULL);
         EFF_CHECK_STATUS(g_ctx, s, EFF_ERR_INVALID_ARG, "swiglu_forward(up = NULL)");

@@ -30,6 +30,9 @@ MPICC   := $(shell command -v mpicc 2>/dev/null)
 MPIRUN  := $(shell command -v mpirun 2>/dev/null)
 NVCC    := $(shell command -v nvcc 2>/dev/null)
 MPIRUN_FLAGS ?= --oversubscribe --allow-run-as-root
+CLANG   := $(shell command -v clang 2>/dev/null)
+# AVX2 without AVX-512, when this compiler targets x86 and this CPU has AVX2
+AVX2_FLAGS := $(if $(and $(call probe,-mavx2 -mfma -mf16c -mno-avx512f),$(shell grep -qw avx2 /proc/cpuinfo 2>/dev/null && echo y)),-mavx2 -mfma -mf16c -mno-avx512f,)
 
 HEADERS   := $(wildcard eff_*.h)
 TEST_SRC  := $(filter-out %_mpi.c,$(wildcard tests/test_*.c))
@@ -46,7 +49,7 @@ BENCHES  := $(patsubst bench/%.c,$(BUILD)/bench/%,$(BENCH_SRC))
 # The demo: programs run in this order by `make demo` (each prints what it shows).
 DEMOS ?= tensor_mlp sgemm_speed quant_table attn_masks attn_memory model_demo train_demo spec_demo parallel_estimate parallel_demo parallel_pipeline
 
-.PHONY: all examples build-all demo test test-unit test-contract test-mpi test-cuda bench bench-mpi asan cuda install clean
+.PHONY: all examples build-all demo test test-unit test-kernels test-contract test-mpi test-cuda bench bench-mpi asan cuda install clean
 all: examples
 examples: $(EXAMPLES)
 build-all: $(TESTS) $(EXAMPLES) $(BENCHES)
@@ -69,8 +72,28 @@ demo: $(EXAMPLES)
 	@set -e; for d in $(DEMOS); do echo; echo "===== examples/$$d ====="; ./$(BUILD)/examples/$$d; done
 
 # ---- tests -------------------------------------------------------------------
-test: test-unit test-contract test-mpi test-cuda
+test: test-unit test-kernels test-contract test-mpi test-cuda
 	@echo "make test: all passed"
+
+# The kernel-heavy tests again on the other SIMD paths (the scalar fallback, and AVX2
+# when the CPU has it), and eff_sgemm through OpenBLAS when it is installed.
+KERNEL_TESTS = test_tensor test_quant test_attn
+test-kernels:
+	@mkdir -p $(BUILD)/kernels
+	@set -e; for t in $(KERNEL_TESTS); do \
+	  $(CC) -std=c99 $(CFLAGS) $(OPENMP) $(WARN) -DEFF_NO_SIMD -I. -Itests tests/$$t.c -o $(BUILD)/kernels/$${t}_scalar $(LDLIBS); \
+	  echo; echo "$$t, scalar kernels (-DEFF_NO_SIMD)"; EFF_TEST_QUICK=1 ./$(BUILD)/kernels/$${t}_scalar; \
+	  if [ -n "$(AVX2_FLAGS)" ]; then \
+	    $(CC) -std=c99 $(CFLAGS) $(AVX2_FLAGS) $(OPENMP) $(WARN) -I. -Itests tests/$$t.c -o $(BUILD)/kernels/$${t}_avx2 $(LDLIBS); \
+	    echo; echo "$$t, AVX2 kernels ($(AVX2_FLAGS))"; EFF_TEST_QUICK=1 ./$(BUILD)/kernels/$${t}_avx2; \
+	  fi; \
+	done
+ifneq ($(HAVE_CBLAS),)
+	$(CC) $(ALLCFLAGS) -DEFF_USE_CBLAS tests/test_tensor.c -o $(BUILD)/kernels/test_tensor_cblas $(LDLIBS) -lopenblas
+	@echo; echo "test_tensor, eff_sgemm through OpenBLAS (-DEFF_USE_CBLAS)"; EFF_TEST_QUICK=1 ./$(BUILD)/kernels/test_tensor_cblas
+else
+	@echo "test-kernels: the OpenBLAS build skipped (no cblas.h / -lopenblas)"
+endif
 
 test-unit: $(TESTS)
 	@fail=0; for t in $(TESTS); do echo; ./$$t || { echo "FAILED: $$t"; fail=1; }; done; \
@@ -105,6 +128,12 @@ test-contract: $(BUILD)/examples/hello
 	./$(BUILD)/examples/hello
 	$(CXX) -std=c++11 -O2 $(ARCH) $(OPENMP) $(WARN) -I. -x c++ examples/hello.c -o $(BUILD)/contract/hello_cpp $(LDLIBS)
 	./$(BUILD)/contract/hello_cpp
+ifneq ($(CLANG),)
+	@set -e; for f in $(TEST_SRC) $(EX_SRC) $(BENCH_SRC); do $(CLANG) -std=c99 $(ARCH) $(WARN) -I. -Itests -fsyntax-only $$f; done; \
+	 echo "contract: every test, example and bench compiles warning-free under clang too"
+else
+	@echo "contract: clang not found; the clang warning check skipped"
+endif
 	@echo "contract: all headers pass"
 
 test-mpi:

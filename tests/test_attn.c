@@ -424,7 +424,7 @@ static void test_flash_lowp(void) {
 
 /* Memory: peak bytes during flash stay O(T d); no T x T buffer. */
 static void test_flash_memory(void) {
-    int64_t T = g_quick ? 1024 : 4096, d = 64, n = T * d;
+    int64_t T = g_quick ? 2048 : 4096, d = 64, n = T * d;   /* below ~2k the fixed per-thread tiles rival T^2 */
     float *q = fbuf(n, 1), *k = fbuf(n, 1), *v = fbuf(n, 1), *o = fbuf(n, 0), *l = fbuf(T, 0), *g = fbuf(n, 1);
     float *dq = fbuf(n, 0), *dk = fbuf(n, 0), *dv = fbuf(n, 0);
     eff_tensor Q = t4(q, EFF_F32, 1, 1, T, d), K = t4(k, EFF_F32, 1, 1, T, d), V = t4(v, EFF_F32, 1, 1, T, d);
